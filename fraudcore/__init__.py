@@ -1,0 +1,1 @@
+"""Fraud Workbench core library: data contract, simulator, features, models, scoring, store, feed."""
