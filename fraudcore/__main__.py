@@ -1,0 +1,5 @@
+import sys
+
+from fraudcore.cli import main
+
+sys.exit(main())

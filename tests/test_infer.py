@@ -1,0 +1,84 @@
+"""Role inference and the leakage guard, on the real ULB and handbook files and on synthetic frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudcore.infer import infer_spec, tokens
+from fraudcore.loading import load_dataset, load_frame
+from fraudcore.validate import validate
+
+
+def test_tokens_split_names_the_way_people_write_them():
+    assert tokens("TX_DATETIME") == ["tx", "datetime"]
+    assert tokens("cardId") == ["card", "id"]
+    assert tokens("Customer ID") == ["customer", "id"]
+
+
+@pytest.mark.realdata
+def test_ulb_roles(shared_data):
+    spec = infer_spec(load_dataset(shared_data / "ulb_creditcard.parquet"))
+    assert (spec.event_time, spec.time_unit, spec.label, spec.amount) == ("Time", "seconds", "Class", "Amount")
+    assert spec.numeric == [f"V{i}" for i in range(1, 29)]
+    assert spec.entities == [] and spec.leakage == {} and spec.event_id is None
+
+
+@pytest.mark.realdata
+def test_handbook_roles_and_scenario_leak(shared_data):
+    ds = load_dataset(shared_data / "handbook_raw.parquet")
+    spec = infer_spec(ds)
+    assert spec.event_id == "TRANSACTION_ID" and spec.event_time == "TX_DATETIME"
+    assert spec.label == "TX_FRAUD" and spec.amount == "TX_AMOUNT"
+    assert spec.entities == ["CUSTOMER_ID", "TERMINAL_ID"]
+    assert set(spec.ignored) == {"TX_TIME_SECONDS", "TX_TIME_DAYS"}
+    assert list(spec.leakage) == ["TX_FRAUD_SCENARIO"]
+    assert "TX_FRAUD_SCENARIO" not in spec.feature_columns
+    report = validate(ds, spec)
+    assert report.ok
+    assert [p.column for p in report.warnings] == ["TX_FRAUD_SCENARIO"]
+
+
+def _synthetic(n: int = 5000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    fraud = (rng.random(n) < 0.05).astype(int)
+    return pd.DataFrame({
+        "txn_id": np.arange(n),
+        "created_at": pd.date_range("2024-01-01", periods=n, freq="min"),
+        "cardId": rng.integers(0, 300, n),
+        "merchant_id": rng.integers(0, 50, n),
+        "merchant_category": rng.choice(["grocery", "fuel", "travel"], n),
+        "amount": rng.gamma(2.0, 30.0, n).round(2),
+        "velocity": rng.normal(size=n) + fraud,  # informative but not perfect
+        "code_x": np.where(fraud == 1, rng.integers(1, 4, n), 0),  # label-derived under an innocent name
+        "post_review_score": fraud * 10 + rng.random(n),  # perfect on its own
+        "notes": [f"free text {i}" for i in range(n)],
+        "empty": [None] * n,
+        "is_fraud": fraud,
+    })
+
+
+def test_synthetic_roles_reasons_and_leaks():
+    spec = infer_spec(load_frame(_synthetic()))
+    assert (spec.event_id, spec.event_time, spec.label, spec.amount) == ("txn_id", "created_at", "is_fraud", "amount")
+    assert spec.entities == ["cardId", "merchant_id"]
+    assert spec.categorical == ["merchant_category"]
+    assert spec.numeric == ["velocity"]
+    assert set(spec.ignored) == {"notes", "empty"}
+    assert set(spec.leakage) == {"code_x", "post_review_score"}
+    assert "separate fraud" in spec.leakage["code_x"] and "ROC AUC" in spec.leakage["post_review_score"]
+    assert all(col in spec.reasons for col in spec.columns)
+
+
+def test_overriding_a_role_moves_the_column():
+    spec = infer_spec(load_frame(_synthetic()))
+    changed = spec.with_role("code_x", "categorical").with_role("notes", "entity")
+    assert "code_x" in changed.categorical and "code_x" not in changed.leakage
+    assert "notes" in changed.entities and "notes" not in changed.ignored
+    assert changed.reasons["notes"] == "set by the analyst"
+
+
+def test_spec_round_trips_through_json(tmp_path):
+    spec = infer_spec(load_frame(_synthetic()))
+    assert type(spec).load(spec.save(tmp_path / "spec.json")) == spec

@@ -1,0 +1,100 @@
+"""Validation: one test per kind of bad input; every problem names the column, example rows and a fix."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fraudcore.dataset import open_dataset
+from fraudcore.errors import DataContractError
+from fraudcore.loading import load_frame
+from fraudcore.spec import DatasetSpec
+from fraudcore.validate import validate
+from tests.conftest import write_bytes
+
+SPEC = DatasetSpec(event_id="event_id", event_time="event_time", label="is_fraud", amount="amount",
+                   entities=["customer_id"], numeric=["score"])
+
+
+def frame(**overrides) -> pd.DataFrame:
+    base = pd.DataFrame({
+        "event_id": [1, 2, 3, 4, 5, 6],
+        "event_time": ["2024-01-01 10:00:00"] * 6,
+        "customer_id": [7, 7, 8, 8, 9, 9],
+        "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+        "is_fraud": [0, 0, 1, 0, 0, 0],
+        "score": ["1.5", "2.5", "3.5", "4.5", "5.5", "6.5"],
+    })
+    for col, values in overrides.items():
+        base[col] = values
+    return base
+
+
+def only(report, kind):
+    found = [p for p in report.problems if p.kind == kind]
+    assert len(found) == 1, f"expected one {kind}, got {report.problems}"
+    return found[0]
+
+
+def test_clean_data_has_no_errors():
+    report = validate(load_frame(frame()), SPEC)
+    assert report.ok, report.problems
+
+
+def test_non_binary_label():
+    p = only(validate(load_frame(frame(is_fraud=[0, 1, 2, 0, "yes", 0])), SPEC), "label_not_binary")
+    assert p.column == "is_fraud" and p.rows == [3, 5] and p.count == 2
+    assert "'2'" in p.values and "1 = fraud" in p.fix
+
+
+def test_unparseable_timestamps():
+    times = ["2024-01-01 10:00:00", "yesterday", "2024-01-01 12:00:00", "31/31/2024", "2024-01-02", "2024-01-03"]
+    p = only(validate(load_frame(frame(event_time=times)), SPEC), "unparseable_time")
+    assert p.column == "event_time" and p.rows == [2, 4] and "ISO" in p.fix
+
+
+def test_numbers_stored_as_text():
+    p = only(validate(load_frame(frame(score=["1.5", "2,5", "n/a", "4", "5", "6"])), SPEC), "number_as_text")
+    assert p.column == "score" and p.rows == [2, 3] and "decimal commas" in p.fix
+
+
+def test_all_null_column_with_a_role_is_an_error():
+    p = only(validate(load_frame(frame(score=[None] * 6)), SPEC), "all_null")
+    assert p.column == "score" and p.severity == "error"
+
+
+def test_duplicate_event_ids():
+    p = only(validate(load_frame(frame(event_id=[1, 2, 2, 4, 5, 5])), SPEC), "duplicate_id")
+    assert p.rows == [2, 3, 5, 6] and p.count == 4 and "unique" in p.fix
+
+
+def test_negative_amounts():
+    p = only(validate(load_frame(frame(amount=[10.0, -5.0, 30.0, 40.0, 50.0, 60.0])), SPEC), "negative_amount")
+    assert p.rows == [2] and p.values == ["'-5.0'"]
+
+
+def test_every_problem_is_collected_at_once_and_raised_together():
+    bad = frame(is_fraud=[0, 3, 0, 0, 0, 0], event_id=[1, 1, 3, 4, 5, 6], amount=[-1.0, 2, 3, 4, 5, 6],
+                event_time=["x"] + ["2024-01-01"] * 5)
+    report = validate(load_frame(bad), SPEC)
+    kinds = {p.kind for p in report.errors}
+    assert {"label_not_binary", "duplicate_id", "negative_amount", "unparseable_time"} <= kinds
+    with pytest.raises(DataContractError) as err:
+        report.raise_for_errors()
+    assert len(err.value.problems) == len(report.errors)
+    assert "column 'event_id'" in str(err.value)
+
+
+def test_missing_spec_column_is_reported():
+    report = validate(load_frame(frame().drop(columns=["score"])), SPEC)
+    assert only(report, "missing_column").column == "score"
+
+
+def test_csv_with_several_problems_through_open_dataset(tmp_path):
+    text = ("transaction_id,tx_datetime,customer_id,tx_amount,is_fraud\n"
+            "1,2024-01-01 10:00:00,5,10.0,0\n2,not a time,5,-3.0,1\n2,2024-01-01 11:00:00,6,7.5,0\n")
+    opened = open_dataset(write_bytes(tmp_path, "tx.csv", text.encode()))
+    assert opened.spec.event_id is None  # not unique, so not taken as id; the analyst can override
+    forced = opened.with_spec(opened.spec.with_role("transaction_id", "event_id"))
+    kinds = {p.kind for p in forced.report.errors}
+    assert {"duplicate_id", "unparseable_time", "negative_amount"} <= kinds
