@@ -1,0 +1,70 @@
+"""The real app process: `streamlit run app.py` serves the pages and GET /api/health on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(isolated_paths):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app exited early: {proc.stdout.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(base + "/api/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app did not answer /api/health within 60 s")
+    yield base, port
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_health_route_and_lifespan(server, isolated_paths):
+    base, _ = server
+    with urllib.request.urlopen(base + "/api/health", timeout=5) as response:
+        assert response.headers["content-type"].startswith("application/json")
+        body = json.loads(response.read())
+    assert body["status"] == "ok"
+    assert body["data_dir_exists"] is True  # the lifespan created the folders FRAUDCORE_DATA points at
+    assert (isolated_paths / "data").is_dir() and (isolated_paths / "artifacts").is_dir()
+
+
+def test_pages_are_served_and_bound_to_loopback(server):
+    base, port = server
+    with urllib.request.urlopen(base + "/", timeout=5) as response:
+        assert response.status == 200 and b"<html" in response.read().lower()
+    addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None) if a[0] == socket.AF_INET}
+    outside = sorted(a for a in addresses if not a.startswith("127."))
+    if outside:  # the server must not answer on the machine's other interfaces
+        with pytest.raises(OSError):
+            socket.create_connection((outside[0], port), timeout=2).close()
