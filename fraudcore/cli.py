@@ -15,14 +15,19 @@ from fraudcore.errors import FraudcoreError
 ProgressFn = Callable[[float, str], None]
 
 
-def progress_line(label: str, stream=sys.stderr) -> ProgressFn:
-    """A progress callback that rewrites one line on stderr: 'label  42% message'."""
+def progress_line(label: str, stream=sys.stderr, every_s: float = 0.25) -> ProgressFn:
+    """A progress callback that rewrites one line on stderr ('label  42%  3.1s message'), at most every ``every_s``."""
     started = time.perf_counter()
+    state = {"drawn": -1.0, "done": False}
 
     def report(fraction: float, message: str = "") -> None:
-        elapsed = time.perf_counter() - started
-        end = "\n" if fraction >= 1.0 else ""
-        stream.write(f"\r{label} {min(fraction, 1.0):4.0%} {elapsed:6.1f}s {message[:60]:<60}{end}")
+        now = time.perf_counter()
+        finished = fraction >= 1.0
+        if state["done"] or (not finished and now - state["drawn"] < every_s):
+            return
+        state["drawn"], state["done"] = now, finished
+        stream.write(f"\r{label} {min(fraction, 1.0):4.0%} {now - started:6.1f}s {message[:60]:<60}")
+        stream.write("\n" if finished else "")
         stream.flush()
 
     return report
