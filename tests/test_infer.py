@@ -82,3 +82,16 @@ def test_overriding_a_role_moves_the_column():
 def test_spec_round_trips_through_json(tmp_path):
     spec = infer_spec(load_frame(_synthetic()))
     assert type(spec).load(spec.save(tmp_path / "spec.json")) == spec
+
+
+def test_simulator_roles_and_scenario_leak_even_when_renamed():
+    from fraudcore.simulate import generate
+
+    frame = generate(rows=30_000, seed=3)
+    spec = infer_spec(load_frame(frame))
+    assert (spec.event_id, spec.event_time, spec.label, spec.amount) == ("event_id", "event_time", "is_fraud", "amount")
+    assert spec.entities == ["customer_id", "card_id", "terminal_id", "device_id"]
+    assert spec.categorical == ["merchant_category", "channel", "country"]
+    assert list(spec.leakage) == ["fraud_scenario"]
+    renamed = infer_spec(load_frame(frame.rename(columns={"fraud_scenario": "pattern"})))
+    assert list(renamed.leakage) == ["pattern"] and "separate fraud" in renamed.leakage["pattern"]
