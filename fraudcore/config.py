@@ -38,7 +38,7 @@ class Paths:
     def uploads(self) -> Path:
         return self.data / "uploads"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         """Create the data and artifacts folders (and the DB's folder) if missing."""
         for folder in (self.data, self.artifacts, self.db.parent):
             folder.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ class OpenedDataset:
     spec: DatasetSpec
     report: ValidationReport
 
-    def with_spec(self, spec: DatasetSpec) -> "OpenedDataset":
+    def with_spec(self, spec: DatasetSpec) -> OpenedDataset:
         """Re-validate under an overridden spec (e.g. the analyst changed a role)."""
         return OpenedDataset(self.data, spec, validate(self.data, spec))
 

@@ -20,7 +20,15 @@ import pyarrow.parquet as pq
 from fraudcore.errors import DataContractError
 from fraudcore.simulate_fraud import SCENARIOS, compromised_terminals, fraud_day
 from fraudcore.simulate_world import (
-    CATEGORIES, CHANNELS, COUNTRIES, SECONDS_PER_DAY, DayEvents, World, legit_day, population, world_for_rows,
+    CATEGORIES,
+    CHANNELS,
+    COUNTRIES,
+    SECONDS_PER_DAY,
+    DayEvents,
+    World,
+    legit_day,
+    population,
+    world_for_rows,
 )
 
 __all__ = [

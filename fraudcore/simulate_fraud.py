@@ -12,8 +12,17 @@ from functools import lru_cache
 import numpy as np
 
 from fraudcore.simulate_world import (
-    CATEGORIES, CATEGORY_MULT, COUNTRIES, RING_DEVICES, SECONDS_PER_DAY, DayEvents, Population, World, day_rng,
-    one_off_device, population,
+    CATEGORIES,
+    CATEGORY_MULT,
+    COUNTRIES,
+    RING_DEVICES,
+    SECONDS_PER_DAY,
+    DayEvents,
+    Population,
+    World,
+    day_rng,
+    one_off_device,
+    population,
 )
 
 SCENARIOS = {0: "legit", 1: "compromised_terminal", 2: "compromised_card", 3: "card_testing",

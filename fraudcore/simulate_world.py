@@ -58,7 +58,7 @@ class World:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "World":
+    def from_dict(cls, data: dict) -> World:
         """The world described by ``to_dict`` output."""
         return cls(**{**data, "start": datetime.fromisoformat(data["start"])})
 
@@ -105,12 +105,12 @@ class DayEvents:
     def __len__(self) -> int:
         return int(self.customer.size)
 
-    def take(self, index: np.ndarray | slice) -> "DayEvents":
+    def take(self, index: np.ndarray | slice) -> DayEvents:
         """The events at ``index``."""
         return DayEvents(*(getattr(self, f.name)[index] for f in fields(self)))
 
     @staticmethod
-    def concat(parts: list["DayEvents"]) -> "DayEvents":
+    def concat(parts: list[DayEvents]) -> DayEvents:
         """All parts, in order."""
         return DayEvents(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(DayEvents)))
 

@@ -38,7 +38,7 @@ class DatasetSpec(BaseModel):
     reasons: dict[str, str] = Field(default_factory=dict, description="column -> why it got its role")
 
     @model_validator(mode="after")
-    def _one_role_per_column(self) -> "DatasetSpec":
+    def _one_role_per_column(self) -> DatasetSpec:
         seen: dict[str, str] = {}
         for column, role in self._assignments():
             if column in seen and seen[column] != role:
@@ -73,7 +73,7 @@ class DatasetSpec(BaseModel):
         cols = [self.amount] if self.amount else []
         return cols + list(self.numeric) + list(self.categorical)
 
-    def with_role(self, column: str, role: Role, reason: str = "set by the analyst") -> "DatasetSpec":
+    def with_role(self, column: str, role: Role, reason: str = "set by the analyst") -> DatasetSpec:
         """A copy where ``column`` has ``role`` (removed from its previous role)."""
         data = self.model_dump()
         for single in SINGLE_ROLES:
@@ -95,7 +95,7 @@ class DatasetSpec(BaseModel):
         return self.model_dump_json(indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "DatasetSpec":
+    def from_json(cls, text: str) -> DatasetSpec:
         return cls.model_validate(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
@@ -104,5 +104,5 @@ class DatasetSpec(BaseModel):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "DatasetSpec":
+    def load(cls, path: str | Path) -> DatasetSpec:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))

@@ -9,8 +9,19 @@ import pytest
 from fraudcore import simulate
 from fraudcore.errors import DataContractError
 from fraudcore.simulate import (
-    COLUMNS, Cursor, World, compromised_terminals, continue_from, customers, cursor_after, default_world, generate,
-    generate_days, read_world, world_for_rows, write_parquet,
+    COLUMNS,
+    Cursor,
+    World,
+    compromised_terminals,
+    continue_from,
+    cursor_after,
+    customers,
+    default_world,
+    generate,
+    generate_days,
+    read_world,
+    world_for_rows,
+    write_parquet,
 )
 
 ROWS = 100_000
