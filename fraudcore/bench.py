@@ -24,7 +24,7 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None) -> dict:
 
         return {"bench": what, **bench_generate(rows=rows), **machine()}
     if what == "features":
-        from fraudcore.features import bench_features
+        from fraudcore.features_batch import bench_features
 
         path = Path(data) if data else HANDBOOK_RAW
         if not path.exists():

@@ -68,7 +68,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from fraudcore.features import build_features_file
+    from fraudcore.features_batch import build_features_file
     from fraudcore.spec import DatasetSpec
 
     spec = DatasetSpec.load(args.spec) if args.spec else None

@@ -20,6 +20,7 @@ from fraudcore.spec import DatasetSpec
 
 TABLE = "events"
 TYPED_VIEW = "events_typed"
+ROW_ID = "_row"  # the event id the typed view adds (the 1-based file row) when the spec names none
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 DELIMITER_CANDIDATES = (",", ";", "\t", "|")
@@ -51,7 +52,10 @@ class LoadedDataset:
         return self.con.execute(sql).df()
 
     def typed_view(self, spec: DatasetSpec) -> str:
-        """Create (or replace) a view with time as TIMESTAMP, label as INTEGER, amount as DOUBLE; return its name."""
+        """Create (or replace) a view with time as TIMESTAMP, label as INTEGER, amount as DOUBLE; return its name.
+
+        ``typed_spec(spec)`` describes the view: seconds become timestamps and a missing event id becomes ``_row``.
+        """
         exprs = []
         for col in self.columns:
             q = qident(col)
@@ -64,9 +68,14 @@ class LoadedDataset:
             else:
                 exprs.append(q)
         if spec.event_id is None:
-            exprs.append("rowid + 1 AS _row")
+            exprs.append(f"rowid + 1 AS {ROW_ID}")
         self.con.execute(f"CREATE OR REPLACE VIEW {TYPED_VIEW} AS SELECT {', '.join(exprs)} FROM {self.table}")
         return TYPED_VIEW
+
+
+def typed_spec(spec: DatasetSpec) -> DatasetSpec:
+    """The spec of ``LoadedDataset.typed_view``: time is a timestamp and there is always an event id."""
+    return spec.model_copy(update={"time_unit": "timestamp", "event_id": spec.event_id or ROW_ID})
 
 
 def _time_expr(quoted: str, duck_type: str, spec: DatasetSpec) -> str:
@@ -82,6 +91,7 @@ def _time_expr(quoted: str, duck_type: str, spec: DatasetSpec) -> str:
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "fraudcore_duckdb_spill")])
     return con
 

@@ -1,0 +1,149 @@
+"""Online path of the point-in-time features: the batch definitions computed for one new event from its history.
+
+History rows count only when they come before the event in (event_time, event_id) order; unknown labels count as 0.
+A store needs to fetch only the rows newer than ``event_time - history_lookback(config)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudcore.errors import DataContractError
+from fraudcore.features import FeatureConfig, feature_plan, history_lookback, origin_us, to_us
+
+__all__ = ["event_time_us", "history_lookback", "online_features", "times_us"]
+
+NAN = float("nan")
+
+
+def _missing(value: Any) -> bool:
+    """True for None, NaN and pandas' missing markers."""
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def event_time_us(value: Any, config: FeatureConfig) -> int:
+    """One event time as integer microseconds since the epoch (UTC for time-zone-aware values)."""
+    if config.time_unit == "seconds":
+        return math.floor(float(value) * 1e6 + 0.5) + origin_us(config)
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.value // 1000
+
+
+def times_us(values: pd.Series, config: FeatureConfig) -> np.ndarray:
+    """A column of event times as integer microseconds since the epoch, exactly as the batch path keys them."""
+    if config.time_unit == "seconds":
+        seconds = pd.to_numeric(values).to_numpy(dtype=float)
+        return np.floor(seconds * 1e6 + 0.5).astype(np.int64) + origin_us(config)
+    stamps = pd.to_datetime(values)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.to_numpy().astype("datetime64[us]").astype(np.int64)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """A column as floats, missing values as NaN."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def nb_tx(times: np.ndarray, t0: int, window_us: int) -> float:
+    """Count of the entity's events in (t0 - w, t0], the current event included."""
+    return float(np.count_nonzero(times > t0 - window_us) + 1)
+
+
+def avg_amount(times: np.ndarray, amounts: np.ndarray, t0: int, amount: float, window_us: int) -> float:
+    """Mean known amount of the entity's events in (t0 - w, t0], the current event included (summed in micro-units)."""
+    values = np.append(amounts[times > t0 - window_us], amount)
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return NAN
+    return float(int(np.floor(values * 1e6 + 0.5).astype(np.int64).sum())) / 1e6 / values.size
+
+
+def amount_ratio(amount: float, mean: float) -> float:
+    """The event's amount over the entity's recent mean amount (NaN when either is unknown or the mean is 0)."""
+    return NAN if math.isnan(amount) or math.isnan(mean) or mean == 0 else amount / mean
+
+
+def secs_since_prev(times: np.ndarray, t0: int, span_us: int) -> float:
+    """Seconds since the entity's previous event within the longest window (NaN when there is none)."""
+    recent = times[times > t0 - span_us]
+    return (t0 - int(recent.max())) / 1e6 if recent.size else NAN
+
+
+def delayed_risk(times: np.ndarray, labels: np.ndarray, t0: int, delay_us: int, window_us: int) -> tuple[float, float]:
+    """Count and fraud share of the entity's events in (t0 - d - w, t0 - d] (share 0 when there are none)."""
+    inside = (times > t0 - delay_us - window_us) & (times <= t0 - delay_us)
+    count = int(np.count_nonzero(inside))
+    return float(count), (float(labels[inside].sum()) / count if count else 0.0)
+
+
+def calendar(t0: int) -> dict[str, float]:
+    """Hour, day of week (Monday = 0), weekend (Sat/Sun) and night (hour <= 6) of the event time."""
+    moment = datetime(1970, 1, 1) + timedelta(microseconds=t0)
+    return {"hour": float(moment.hour), "dow": float(moment.weekday()),
+            "weekend": float(moment.weekday() >= 5), "night": float(moment.hour <= 6)}
+
+
+def _check_columns(event: Mapping[str, Any], history: pd.DataFrame, config: FeatureConfig) -> None:
+    """Raise when the event or a non-empty history lacks a column the features read."""
+    needed = [c for c in config.columns if c != config.label]
+    missing_event = [c for c in needed if c not in event]
+    missing_history = [c for c in config.columns if c not in history.columns] if len(history) else []
+    if missing_event or missing_history:
+        raise DataContractError(f"online features need {config.columns}; the event lacks {missing_event} and the "
+                                f"history lacks {missing_history}")
+
+
+def online_features(event: Mapping[str, Any], history: pd.DataFrame, config: FeatureConfig) -> dict[str, float]:
+    """The features of one event, from the history rows that precede it in (time, id) order."""
+    _check_columns(event, history, config)
+    t0, id0 = event_time_us(event[config.event_time], config), event[config.event_id]
+    amount = NAN if not config.amount or _missing(event[config.amount]) else float(event[config.amount])
+    if len(history):
+        times = times_us(history[config.event_time], config)
+        ids = history[config.event_id].to_numpy()
+        before = (times < t0) | ((times == t0) & (ids < id0))
+    else:
+        times, before = np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+    amounts = _floats(history[config.amount]) if config.amount and len(history) else np.full(len(times), NAN)
+    labels = np.nan_to_num(_floats(history[config.label])) if config.label and len(history) else np.zeros(len(times))
+    cache: dict[str, np.ndarray | None] = {}
+
+    def rows_of(entity: str) -> np.ndarray | None:
+        """Positions of the entity's earlier events (None when the event has no value for it)."""
+        if entity not in cache:
+            value = event[entity]
+            same = history[entity].to_numpy() == value if len(history) else before
+            cache[entity] = None if _missing(value) else np.flatnonzero(before & same)
+        return cache[entity]
+
+    cal, out = calendar(t0), {}
+    for f in feature_plan(config):
+        if f.entity is None:
+            out[f.name] = cal[f.family]
+            continue
+        rows = rows_of(f.entity)
+        if rows is None:
+            out[f.name] = NAN
+            continue
+        ts = times[rows]
+        if f.family == "nb_tx":
+            out[f.name] = nb_tx(ts, t0, to_us(f.window))
+        elif f.family == "avg_amount":
+            out[f.name] = avg_amount(ts, amounts[rows], t0, amount, to_us(f.window))
+        elif f.family == "amount_ratio":
+            out[f.name] = amount_ratio(amount, avg_amount(ts, amounts[rows], t0, amount, to_us(f.window)))
+        elif f.family == "secs_since_prev":
+            out[f.name] = secs_since_prev(ts, t0, to_us(config.windows[-1]))
+        else:
+            count, share = delayed_risk(ts, labels[rows], t0, to_us(config.label_delay), to_us(f.window))
+            out[f.name] = count if f.family == "nb_tx_delay" else share
+    return out
