@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from fraudcore.config import DEMO_ROWS, DEMO_SEED, get_paths
@@ -78,12 +79,70 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objective(text: str) -> tuple[str, float | None]:
+    """'precision:0.9' -> ('precision', 0.9); 'f1' -> ('f1', None)."""
+    name, _, value = text.partition(":")
+    return name, float(value) if value else None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fraudcore.dataset import open_dataset
+    from fraudcore.split import SplitPlan
+    from fraudcore.training import TrainRequest, apply_overrides, train
+
+    dates = [args.train_start, args.train_end, args.test_start, args.test_end]
+    kind = "dates" if any(dates) else args.split
+    plan = SplitPlan(kind=kind, valid_size=args.valid_size, test_size=args.test_size, delay_days=args.delay_days,
+                     train_start=args.train_start, train_end=args.train_end, test_start=args.test_start,
+                     test_end=args.test_end, seed=args.seed)
+    request = TrainRequest(model_id=args.model_id, algo=args.algo, features=args.features, split=plan,
+                           search_minutes=args.search_minutes, seed=args.seed, high=_objective(args.high),
+                           medium=_objective(args.medium), review_cost=args.review_cost, created_by="cli")
+    opened = open_dataset(args.data)
+    spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
+    metadata = train(opened.with_spec(spec), request, progress=progress_line("train"))
+    _print_json({"model_id": metadata.model_id, "algo": metadata.algo, "split": metadata.split["label"],
+                 "features": len(metadata.features["names"]), "tiers": metadata.tiers.model_dump(mode="json"),
+                 "metrics": {"valid": metadata.metrics["valid"], "test": metadata.metrics["test"]},
+                 "train_seconds": metadata.metrics["train_seconds"]})
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fraudcore.training import evaluate_saved
+
+    _print_json(evaluate_saved(args.model, args.data, review_cost=args.review_cost))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from fraudcore.registry import list_models
+
+    for row in list_models():
+        _print_json(row)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from fraudcore.registry import promote
+
+    _print_json(promote(args.model_id, who=args.who, why=args.why))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from fraudcore import bench
 
     result = bench.run(args.what, rows=args.rows, data=args.data)
     _print_json(result)
     return 0
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2018-07-25") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +175,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: from the inferred roles; handbook: the Fraud Detection Handbook's 16 features")
     p.add_argument("--spec", help="dataset spec JSON (default: inferred)")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("train", help="train a model, tune tiers on validation, evaluate on test, save the artifact")
+    p.add_argument("--data", required=True, help="CSV or Parquet with labelled events")
+    p.add_argument("--model-id", required=True, help="artifact name (letters, digits, - _ .)")
+    p.add_argument("--algo", choices=["xgboost", "logreg", "anomaly"], default="xgboost")
+    p.add_argument("--label", help="label column (1 = fraud); default: inferred")
+    p.add_argument("--time", help="event time column (timestamp, or numeric seconds); default: inferred")
+    p.add_argument("--amount", help="amount column; default: inferred")
+    p.add_argument("--entity", nargs="*", help="entity key columns (customer, card, terminal, ...); default: inferred")
+    p.add_argument("--split", choices=["time", "random"], default="time",
+                   help="time-ordered (default) or stratified random (labelled as such everywhere)")
+    p.add_argument("--valid-size", type=float, default=0.2, help="share of rows for validation (default 0.2)")
+    p.add_argument("--test-size", type=float, default=0.2, help="share of rows for test (default 0.2)")
+    p.add_argument("--delay-days", type=float, default=0.0,
+                   help="label delay: gap before validation and test, and the delay of label-based features")
+    for name in ("train-start", "train-end", "test-start", "test-end"):
+        p.add_argument(f"--{name}", type=_date, help="explicit date split (YYYY-MM-DD, ends inclusive)")
+    p.add_argument("--features", choices=["auto", "none", "handbook"], default="auto",
+                   help="auto: entity features when the data has entities and a time; none: the columns only")
+    p.add_argument("--search-minutes", type=float, default=0.5, help="hyper-parameter search budget (0: defaults)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
+    p.add_argument("--medium", default="alert_budget:100",
+                   help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")
+    p.add_argument("--review-cost", type=float, default=5.0, help="cost of reviewing one alert (for cost metrics)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="a saved model's metrics on a labelled file")
+    p.add_argument("--model", required=True, help="model id")
+    p.add_argument("--data", required=True, help="CSV or Parquet with the same columns as the training data")
+    p.add_argument("--review-cost", type=float, default=5.0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("models", help="list saved models with their headline test metrics (one JSON per line)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("promote", help="make a saved model the champion")
+    p.add_argument("model_id")
+    p.add_argument("--who", default="cli", help="who promotes (kept in champion.json)")
+    p.add_argument("--why", default="", help="why (kept in champion.json)")
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("bench", help="benchmarks: time generate or features and print JSON")
     p.add_argument("what", choices=["generate", "features"])

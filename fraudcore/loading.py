@@ -63,8 +63,11 @@ class LoadedDataset:
                 exprs.append(_time_expr(q, self.columns[col], spec) + f" AS {q}")
             elif col == spec.label:
                 exprs.append(f"TRY_CAST({q} AS INTEGER) AS {q}")
-            elif col == spec.amount:
-                exprs.append(f"TRY_CAST({q} AS DOUBLE) AS {q}")
+            elif col == spec.amount or col in spec.numeric:
+                exprs.append(f"TRY_CAST(trim(CAST({q} AS VARCHAR)) AS DOUBLE) AS {q}"
+                             if self.columns[col].startswith("VARCHAR") else f"CAST({q} AS DOUBLE) AS {q}")
+            elif col in spec.categorical:
+                exprs.append(f"CAST({q} AS VARCHAR) AS {q}")
             else:
                 exprs.append(q)
         if spec.event_id is None:

@@ -1,0 +1,189 @@
+"""The model input contract: which columns a model reads, in which order, and the fixed codes of each category.
+
+Numeric columns come first, then categorical ones; that order is the model's feature order. Categories are kept as
+text in code order (code = position in the list); levels never seen in training, rare levels cut by
+``max_categories`` and missing values all become "unknown" (NaN), which every model family treats as missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+
+from fraudcore.errors import DataContractError
+
+Records = Mapping[str, Any] | Iterable[Mapping[str, Any]]
+
+
+class MatrixSpec(BaseModel):
+    """Numeric and categorical feature columns with frozen category lists; JSON-serialisable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numeric: list[str]
+    categorical: dict[str, list[str]]
+    _codes: dict[str, dict[str, int]] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MatrixSpec:
+        names = self.feature_names
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"columns {dupes} are listed twice; each feature column must appear once")
+        for column, levels in self.categorical.items():
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"categorical column {column!r} repeats a category; categories must be distinct")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Numeric then categorical column names: the model's feature order."""
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def n_numeric(self) -> int:
+        """How many leading columns of the matrix are numeric."""
+        return len(self.numeric)
+
+    @classmethod
+    def fit(
+        cls, df: pd.DataFrame, numeric: list[str], categorical: list[str], max_categories: int = 200
+    ) -> MatrixSpec:
+        """Freeze the categories of ``categorical`` (the ``max_categories`` most frequent; the rest are unknown)."""
+        if max_categories < 1:
+            raise DataContractError(f"max_categories must be at least 1; got {max_categories}")
+        _require(df.columns, [*numeric, *categorical])
+        levels = {}
+        for column in categorical:
+            counts = _as_text(df[column]).value_counts(dropna=True)
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:max_categories]
+            levels[column] = sorted(str(level) for level, _ in ranked)
+        empty = [c for c, v in levels.items() if not v]
+        if empty:
+            raise DataContractError(f"categorical columns {empty} have no values in the training rows; "
+                                    "mark them ignored or fill them before training")
+        return cls(numeric=list(numeric), categorical=levels)
+
+    @classmethod
+    def infer(
+        cls, df: pd.DataFrame, categorical: list[str] | None = None, max_categories: int = 200
+    ) -> MatrixSpec:
+        """Fit on every column of ``df``: ``categorical`` as named, else text and category dtypes; the rest numeric."""
+        if categorical is None:
+            categorical = [c for c in df.columns if _is_text_like(df[c])]
+        _require(df.columns, categorical)
+        numeric = [c for c in df.columns if c not in set(categorical)]
+        bad = [c for c in numeric if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))]
+        if bad:
+            raise DataContractError(
+                f"columns {bad} are neither numeric nor text; convert them or drop them before training"
+            )
+        return cls.fit(df, [str(c) for c in numeric], [str(c) for c in categorical], max_categories)
+
+    def frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns in model order: numeric as float64, categorical with the frozen categories."""
+        _require(df.columns, self.feature_names)
+        out = {c: _as_float(df[c]) for c in self.numeric}
+        for column, levels in self.categorical.items():
+            out[column] = pd.Categorical.from_codes(_codes_of(df[column], levels), categories=levels)
+        return pd.DataFrame(out, index=df.index, columns=self.feature_names)
+
+    def numpy(self, data: pd.DataFrame | Records, dtype: type = np.float64) -> np.ndarray:
+        """A 2-D matrix in model order: numeric values then category codes (NaN for unknown or missing)."""
+        if isinstance(data, pd.DataFrame):
+            return self._numpy_frame(data, dtype)
+        rows = [data] if isinstance(data, Mapping) else list(data)
+        out = np.empty((len(rows), len(self.feature_names)), dtype=dtype)
+        codes = self.codes()
+        for i, row in enumerate(rows):
+            missing = [c for c in self.feature_names if c not in row]
+            if missing:
+                raise DataContractError(f"record {i} lacks fields {missing}; send every feature (None if unknown)")
+            for j, column in enumerate(self.numeric):
+                out[i, j] = _float_value(row[column], column)
+            for j, column in enumerate(self.categorical, start=self.n_numeric):
+                out[i, j] = codes[column].get(_text_value(row[column]), np.nan)
+        return out
+
+    def codes(self) -> dict[str, dict[str, int]]:
+        """Per categorical column, category text -> code (built once, reused for record scoring)."""
+        if self._codes is None:
+            self._codes = {c: {level: k for k, level in enumerate(v)} for c, v in self.categorical.items()}
+        return self._codes
+
+    def _numpy_frame(self, df: pd.DataFrame, dtype: type) -> np.ndarray:
+        """Matrix of a DataFrame without building categoricals per column twice."""
+        _require(df.columns, self.feature_names)
+        out = np.empty((len(df), len(self.feature_names)), dtype=dtype)
+        for j, column in enumerate(self.numeric):
+            out[:, j] = _as_float(df[column]).to_numpy()
+        for j, (column, levels) in enumerate(self.categorical.items(), start=self.n_numeric):
+            code = _codes_of(df[column], levels)
+            out[:, j] = np.where(code < 0, np.nan, code)
+        return out
+
+
+def _require(columns: pd.Index, needed: list[str]) -> None:
+    """Raise a DataContractError naming every needed column that is absent."""
+    present = set(columns)
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataContractError(
+            f"missing feature columns {missing}; the model was trained on them, so the data must provide them"
+        )
+
+
+def _codes_of(s: pd.Series, levels: list[str]) -> np.ndarray:
+    """Code of each value in ``levels`` (-1 for unknown or missing)."""
+    return pd.Index(levels, dtype=object).get_indexer(_as_text(s).to_numpy(dtype=object))
+
+
+def _is_text_like(s: pd.Series) -> bool:
+    """Text, object or category dtype: treated as categorical when not named explicitly."""
+    return isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s) or s.dtype == object
+
+
+def _as_float(s: pd.Series) -> pd.Series:
+    """A column as float64 with NaN for missing, or a DataContractError naming it."""
+    try:
+        return pd.to_numeric(s, errors="raise").astype("float64")
+    except (TypeError, ValueError) as exc:
+        raise DataContractError(f"numeric column {s.name!r} holds non-numbers: {exc}; clean or retype it") from exc
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """A column as text categories (whole floats written as integers, so 7.0 and 7 agree), missing kept missing."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    if pd.api.types.is_float_dtype(s):
+        values = s.to_numpy(dtype=float, na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if np.array_equal(finite, np.round(finite)):
+            s = s.astype("Int64")
+    if s.dtype == object:
+        return s.map(_text_value, na_action="ignore").astype("string")
+    return s.astype("string")
+
+
+def _text_value(value: Any) -> str | None:
+    """One category value as text, the same way ``_as_text`` writes a column; None when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _float_value(value: Any, column: str) -> float:
+    """One numeric value as float (None → NaN), or a DataContractError naming the field."""
+    if value is None or value is pd.NA:
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise DataContractError(f"field {column!r} must be a number or None; got {value!r}") from exc

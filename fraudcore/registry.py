@@ -1,0 +1,510 @@
+"""Model registry without pickle: ``artifacts/<model_id>/`` holds model files, metadata.json and card.md.
+
+``artifacts/champion.json`` names the model that scores. Loading is deny-by-default: the metadata's format version
+must be one this code reads, its algorithm must be known, every model file must match the sha256 recorded when it
+was saved, and nothing else may sit in the folder. Every file is written atomically (temp file or folder, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fraudcore.config import get_paths
+from fraudcore.errors import FraudcoreError, ModelArtifactError
+from fraudcore.spec import DatasetSpec
+from fraudcore.thresholds import ThresholdChange, TierPolicy
+
+FORMAT_VERSION = 1
+READABLE_FORMATS = (1,)
+METADATA_FILE = "metadata.json"
+CARD_FILE = "card.md"
+CHAMPION_FILE = "champion.json"
+RESERVED_NAMES = frozenset({METADATA_FILE, CARD_FILE, CHAMPION_FILE})
+SPLIT_KINDS = ("time", "random", "dates")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_DISTRIBUTIONS = {"numpy": "numpy", "pandas": "pandas", "sklearn": "scikit-learn", "xgboost": "xgboost",
+                  "duckdb": "duckdb", "pydantic": "pydantic"}
+
+
+def check_name(name: str, what: str = "model id") -> str:
+    """``name`` if it is a safe single path part (letters, digits, - _ .; starts alphanumeric; no '..')."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name or name in RESERVED_NAMES:
+        raise ModelArtifactError(
+            f"{what} {name!r} is not allowed: use 1-128 letters, digits, '-', '_' or '.', starting with a letter "
+            f"or digit, without '..' or '/', and not one of {sorted(RESERVED_NAMES)}"
+        )
+    return name
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types (numpy scalars, tuples, datetimes, pydantic models converted); NaN refused."""
+    if isinstance(value, BaseModel):
+        return _jsonable(value.model_dump(mode="json"), where)
+    if hasattr(value, "to_dict") and not isinstance(value, (dict, pd.Series, pd.DataFrame)):
+        return _jsonable(value.to_dict(), where)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(list(value))]
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}; metadata is strict JSON, so store None (or a string) instead")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValueError(f"{where} holds a {type(value).__name__}, which is not JSON; store numbers, text, lists or dicts")
+
+
+class ModelMetadata(BaseModel):
+    """Everything recorded with a trained model: data, features, parameters, split, tiers, metrics, files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    model_id: str
+    algo: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_by: str | None = None
+    dataset: dict = Field(description='{"source", "fingerprint", "n_rows", "spec": DatasetSpec, ...}')
+    features: dict = Field(default_factory=dict, description='{"config": dict | None, "matrix": dict, "names": [...]}')
+    params: dict = Field(default_factory=dict)
+    search: dict | None = None
+    split: dict = Field(description='{"kind": "time" | "random" | "dates", "label": text, ...windows...}')
+    tiers: TierPolicy
+    metrics: dict = Field(description='{"valid": evaluate(...), "test": evaluate(...)}')
+    curves: dict = Field(default_factory=dict)
+    libraries: dict[str, str] = Field(default_factory=lambda: library_versions())
+    files: dict[str, str] = Field(default_factory=dict, description="model file name -> sha256")
+    tier_log: list[ThresholdChange] = Field(default_factory=list)
+
+    @field_validator("format_version")
+    @classmethod
+    def _readable(cls, value: int) -> int:
+        if value not in READABLE_FORMATS:
+            raise ValueError(f"format_version {value} is not one this fraudcore reads ({READABLE_FORMATS})")
+        return value
+
+    @field_validator("model_id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        try:
+            return check_name(value)
+        except ModelArtifactError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("features", "params", "search", "metrics", "curves", mode="before")
+    @classmethod
+    def _plain_json(cls, value: Any, info: Any) -> Any:
+        return None if value is None else _jsonable(value, info.field_name)
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, value: Any) -> dict:
+        value = dict(value)
+        missing = [k for k in ("source", "fingerprint", "n_rows", "spec") if k not in value]
+        if missing:
+            raise ValueError(f"dataset lacks {missing}; record source, fingerprint, n_rows and spec")
+        spec = value["spec"]
+        value["spec"] = (spec if isinstance(spec, DatasetSpec) else DatasetSpec.model_validate(spec)).model_dump(
+            mode="json")
+        return _jsonable(value, "dataset")
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> dict:
+        value = _jsonable(value, "split")
+        if value.get("kind") not in SPLIT_KINDS or not isinstance(value.get("label"), str):
+            raise ValueError(f"split needs kind in {SPLIT_KINDS} and a human label; got {value}")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, digest in value.items():
+            try:
+                check_name(name, "model file name")
+            except ModelArtifactError as exc:
+                raise ValueError(str(exc)) from None
+            if not _SHA256_RE.match(digest):
+                raise ValueError(f"files[{name!r}] is not a sha256 hex digest: {digest!r}")
+        return value
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset spec the model was trained under."""
+        return DatasetSpec.model_validate(self.dataset["spec"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Model input columns, in order."""
+        return list(self.features.get("names") or [])
+
+    def to_json(self) -> str:
+        """Strict JSON text of this metadata."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a model depends on (``"not installed"`` when absent)."""
+    from fraudcore import __version__
+
+    found = {"python": platform.python_version(), "fraudcore": __version__}
+    for key, dist in _DISTRIBUTIONS.items():
+        try:
+            found[key] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            found[key] = "not installed"
+    return found
+
+
+def library_differences(metadata: ModelMetadata) -> dict[str, tuple[str, str]]:
+    """Libraries whose version now differs from training time: name -> (at training, now)."""
+    now = library_versions()
+    return {k: (v, now.get(k, "not installed")) for k, v in metadata.libraries.items() if now.get(k) != v}
+
+
+def data_fingerprint(frame_or_path: pd.DataFrame | str | Path | Any) -> str:
+    """sha256 over column names and dtypes, row count and a per-row content hash; paths and LoadedDatasets are read
+    through ``fraudcore.loading`` first, so a file and the frame the workbench loads from it agree."""
+    frame = frame_or_path
+    if isinstance(frame, (str, Path)):
+        from fraudcore.loading import load_dataset
+
+        frame = load_dataset(frame)
+    if not isinstance(frame, pd.DataFrame):
+        frame = frame.frame()
+    digest = hashlib.sha256(b"fraudcore-data-fingerprint-v1\n")
+    schema = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+    digest.update(json.dumps({"columns": schema, "rows": len(frame)}).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _root(root: Path | str | None) -> Path:
+    return Path(root) if root is not None else get_paths().artifacts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, flush it to disk, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _model_class(algo: str) -> type:
+    """The model class for ``algo`` (from fraudcore.models), or a ModelArtifactError naming the known ones."""
+    from fraudcore import models
+
+    try:
+        return models.model_class(algo)
+    except (KeyError, ValueError, FraudcoreError) as exc:
+        raise ModelArtifactError(f"unknown algorithm {algo!r} ({exc}); this fraudcore cannot load it") from None
+
+
+def _matrix_from_dict(data: dict) -> Any:
+    """The MatrixSpec recorded in metadata."""
+    from fraudcore.matrix import MatrixSpec
+
+    return MatrixSpec.model_validate(data)
+
+
+def _read_metadata(folder: Path) -> ModelMetadata:
+    """Parse metadata.json, checking its format version before anything else."""
+    where = f"model {folder.name!r}: {METADATA_FILE}"
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        raise ModelArtifactError(f"{where} is missing; the artifact is incomplete: retrain or restore the folder")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelArtifactError(f"{where} is not valid JSON ({exc}); it was damaged: restore it or retrain") from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if type(version) is not int:
+        raise ModelArtifactError(f"{where} has no integer format_version; it is not a fraudcore model: retrain")
+    if version > max(READABLE_FORMATS):
+        raise ModelArtifactError(f"{where} has format_version {version}, newer than this fraudcore reads "
+                                 f"(up to {max(READABLE_FORMATS)}); upgrade fraudcore to load it")
+    if version not in READABLE_FORMATS:
+        raise ModelArtifactError(f"{where} has unknown format_version {version} (readable: {READABLE_FORMATS}); "
+                                 "retrain the model")
+    try:
+        meta = ModelMetadata.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ModelArtifactError(
+            f"{where} does not match format {version}: {problems}; restore it or retrain"
+        ) from None
+    if meta.model_id != folder.name:
+        raise ModelArtifactError(f"{where} names model {meta.model_id!r} but sits in folder {folder.name!r}; "
+                                 "rename the folder back (or retrain)")
+    return meta
+
+
+def _verified(folder: Path) -> ModelMetadata:
+    """Metadata of an artifact whose algorithm is known and whose files are exactly the recorded, unchanged ones."""
+    check_name(folder.name)
+    if folder.is_symlink():
+        raise ModelArtifactError(f"model folder {folder} is a symlink; copy the real folder into {folder.parent}")
+    if not folder.is_dir():
+        raise ModelArtifactError(f"no model {folder.name!r} in {folder.parent}; list the models or train one")
+    meta = _read_metadata(folder)
+    _model_class(meta.algo)
+    if not meta.files:
+        raise ModelArtifactError(f"model {meta.model_id!r} records no model files; retrain it")
+    for name, expected in meta.files.items():
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            raise ModelArtifactError(f"model {meta.model_id!r}: {name} is missing (or not a plain file); "
+                                     "restore it from a backup or retrain")
+        if _sha256(path) != expected:
+            raise ModelArtifactError(f"model {meta.model_id!r}: {name} sha256 mismatch: the file was changed after "
+                                     "training; retrain or restore it")
+    unexpected = sorted(p.name for p in folder.iterdir() if p.name not in meta.files and p.name not in RESERVED_NAMES)
+    if unexpected:
+        raise ModelArtifactError(f"model {meta.model_id!r}: unexpected files {unexpected} in {folder}; a model "
+                                 "folder holds only what training wrote: remove them or retrain")
+    return meta
+
+
+def load_model(model_id: str, root: Path | str | None = None) -> tuple[Any, ModelMetadata]:
+    """The model and its metadata, after every check in ``_verified``; ModelArtifactError says what is wrong."""
+    folder = _root(root) / check_name(model_id)
+    meta = _verified(folder)
+    cls = _model_class(meta.algo)
+    try:
+        model = cls.load(folder, meta.params, _matrix_from_dict(meta.features.get("matrix") or {}))
+    except ModelArtifactError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, FraudcoreError) as exc:
+        raise ModelArtifactError(f"model {model_id!r} ({meta.algo}) failed to load: {exc}; retrain it") from exc
+    names = meta.feature_names
+    if names and list(model.matrix_.feature_names) != names:
+        raise ModelArtifactError(f"model {model_id!r}: loaded feature names differ from metadata; retrain it")
+    return model, meta
+
+
+def save_model(model: Any, metadata: ModelMetadata, root: Path | str | None = None, overwrite: bool = False) -> Path:
+    """Write ``model`` and its metadata to ``root/<model_id>`` atomically; ``files``, matrix, names and params are
+    filled from the model. Refuses an existing id unless ``overwrite``."""
+    root = _root(root)
+    target = root / check_name(metadata.model_id)
+    if target.exists() and not overwrite:
+        raise ModelArtifactError(f"model {metadata.model_id!r} already exists in {root}; choose another id "
+                                 "(or pass overwrite=True)")
+    if getattr(model, "algo", None) != metadata.algo:
+        raise ModelArtifactError(f"metadata says algo {metadata.algo!r} but the model is {model.algo!r}")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{metadata.model_id}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        files = _hash_written(tmp, model.save(tmp))
+        meta = _completed(metadata, model, files)
+        from fraudcore.model_card import render_card
+
+        (tmp / METADATA_FILE).write_text(meta.to_json(), encoding="utf-8")
+        (tmp / CARD_FILE).write_text(render_card(meta), encoding="utf-8")
+        _move_into_place(tmp, target, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _hash_written(folder: Path, names: Iterable[str]) -> dict[str, str]:
+    names = list(names)
+    for name in names:
+        check_name(name, "model file name")
+    written = sorted(p.name for p in folder.iterdir())
+    if sorted(names) != written or any(not (folder / n).is_file() for n in names):
+        raise ModelArtifactError(f"the model reported files {sorted(names)} but wrote {written}; fix its save()")
+    return {name: _sha256(folder / name) for name in names}
+
+
+def _completed(metadata: ModelMetadata, model: Any, files: dict[str, str]) -> ModelMetadata:
+    """Metadata with files, matrix, feature names and params taken from the model (given ones must agree)."""
+    taken = {"matrix": _jsonable(model.matrix_, "matrix"), "names": [str(n) for n in model.matrix_.feature_names]}
+    features = dict(metadata.features)
+    for key, value in taken.items():
+        if features.get(key) and features[key] != value:
+            raise ModelArtifactError(f"metadata features.{key} differs from the model's; build metadata from the "
+                                     "fitted model (or leave it empty)")
+        features[key] = value
+    features.setdefault("config", None)
+    params = _jsonable(model.get_params(), "params")
+    if metadata.params and metadata.params != params:
+        raise ModelArtifactError("metadata params differ from model.get_params(); leave params empty to record them")
+    data = metadata.model_dump()
+    return ModelMetadata.model_validate({**data, "features": features, "params": params, "files": files})
+
+
+def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+    old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex}")
+    if overwrite and target.exists():
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except OSError as exc:
+        if old.exists():
+            os.rename(old, target)
+        raise ModelArtifactError(f"could not move model {target.name!r} into place ({exc}); another save may "
+                                 "have claimed the id: choose another id") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def list_models(root: Path | str | None = None) -> list[dict]:
+    """Every model folder, newest first: id, algo, created, headline test metrics, champion flag; broken ones last,
+    with ``error`` saying what is wrong (never raised)."""
+    root = _root(root)
+    if not root.is_dir():
+        return []
+    try:
+        champion = champion_id(root)
+    except ModelArtifactError:
+        champion = None
+    good, broken = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        row: dict[str, Any] = {"model_id": folder.name, "algo": None, "created_at": None, "created_by": None,
+                               "split": None, "average_precision": None, "roc_auc": None,
+                               "champion": folder.name == champion, "error": None}
+        try:
+            meta = _verified(folder)
+        except ModelArtifactError as exc:
+            broken.append({**row, "error": str(exc)})
+            continue
+        test = meta.metrics.get("test") or {}
+        good.append({**row, "algo": meta.algo, "created_at": meta.created_at, "created_by": meta.created_by,
+                     "split": meta.split.get("kind"), "average_precision": test.get("average_precision"),
+                     "roc_auc": test.get("roc_auc")})
+    return sorted(good, key=lambda r: r["created_at"], reverse=True) + broken
+
+
+class ChampionRecord(BaseModel):
+    """champion.json: which model scores, since when, who chose it and why, and which one it replaced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    model_id: str
+    promoted_at: datetime
+    by: str
+    why: str = ""
+    previous: str | None = None
+
+
+def _read_champion(root: Path) -> ChampionRecord | None:
+    path = root / CHAMPION_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        version = raw.get("format_version")
+        if type(version) is int and version > max(READABLE_FORMATS):
+            raise ModelArtifactError(f"{path} has format_version {version}, newer than this fraudcore reads; "
+                                     "upgrade fraudcore")
+        record = ChampionRecord.model_validate(raw)
+        check_name(record.model_id)
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValidationError) as exc:
+        raise ModelArtifactError(f"{path} is damaged ({type(exc).__name__}); promote a model again to rewrite it") \
+            from None
+    return record
+
+
+def champion_id(root: Path | str | None = None) -> str | None:
+    """The id champion.json names, or None when no model was promoted."""
+    record = _read_champion(_root(root))
+    return None if record is None else record.model_id
+
+
+def promote(model_id: str, root: Path | str | None = None, who: str = "cli", why: str = "") -> dict:
+    """Make ``model_id`` the champion (after checking it loads); returns the champion.json record."""
+    root = _root(root)
+    load_model(model_id, root)
+    if not who.strip():
+        raise FraudcoreError("say who promotes the model (who=...)")
+    try:
+        previous = champion_id(root)
+    except ModelArtifactError:
+        previous = None  # a damaged pointer is what promoting repairs
+    record = ChampionRecord(model_id=model_id, promoted_at=datetime.now(UTC), by=who.strip(), why=why.strip(),
+                            previous=previous)
+    data = record.model_dump(mode="json")
+    _write_atomic(root / CHAMPION_FILE, json.dumps(data, indent=2, ensure_ascii=False))
+    return data
+
+
+def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path | str | None = None) -> ModelMetadata:
+    """Set a model's tier policy, appending ThresholdChange(old, new, who, why) to its tier_log; rewrites
+    metadata.json and card.md atomically (model files are untouched, so their hashes still hold)."""
+    from fraudcore.model_card import render_card
+
+    folder = _root(root) / check_name(model_id)
+    meta = _verified(folder)
+    try:
+        change = ThresholdChange(who=who, old=meta.tiers, new=new, why=why)
+    except ValidationError as exc:
+        raise FraudcoreError(f"a tier change needs who and why (non-empty): {exc.errors()[0]['msg']}") from None
+    updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
+    _write_atomic(folder / METADATA_FILE, updated.to_json())
+    _write_atomic(folder / CARD_FILE, render_card(updated))
+    return updated
+
+
+def required_columns(metadata: ModelMetadata, *, with_label: bool = False) -> list[str]:
+    """Raw columns scoring needs: the spec's feature columns plus those the feature config reads (label only if
+    ``with_label``: history labels come from the store, not from the events being scored)."""
+    from fraudcore.loading import ROW_ID
+
+    config = metadata.features.get("config") or {}
+    roles = [config.get("event_id"), config.get("event_time"), config.get("amount")]
+    roles += [config.get("label")] if with_label else []
+    roles += list(config.get("entities") or []) + list(config.get("risk_entities") or [])
+    wanted = [*metadata.spec.feature_columns, *roles]
+    return list(dict.fromkeys(c for c in wanted if c and c != ROW_ID))
+
+
+def check_input_schema(metadata: ModelMetadata, columns: Iterable[str], *, with_label: bool = False) -> None:
+    """ModelArtifactError naming each raw column the model needs that ``columns`` lacks, with its role."""
+    have = set(columns)
+    missing = [c for c in required_columns(metadata, with_label=with_label) if c not in have]
+    if missing:
+        spec = metadata.spec
+        named = ", ".join(f"{c} ({spec.role_of(c) or 'feature input'})" for c in missing)
+        raise ModelArtifactError(f"model {metadata.model_id!r} needs columns this data lacks: {named}; rename or "
+                                 "map them in the dataset spec, or use a model trained on this schema")

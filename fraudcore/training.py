@@ -1,0 +1,181 @@
+"""Train end to end: data → spec → features → split → search → tiers on validation → test metrics → registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from fraudcore.dataset import OpenedDataset, open_dataset
+from fraudcore.errors import DataContractError
+from fraudcore.evaluate import curves, evaluate
+from fraudcore.features import FeatureConfig
+from fraudcore.inputs import FeatureMode, ModelInputs, model_inputs
+from fraudcore.loading import LoadedDataset
+from fraudcore.registry import (
+    FORMAT_VERSION,
+    ModelMetadata,
+    check_input_schema,
+    data_fingerprint,
+    library_versions,
+    load_model,
+    save_model,
+)
+from fraudcore.search import search
+from fraudcore.spec import DatasetSpec
+from fraudcore.split import Split, SplitPlan, make_split
+from fraudcore.thresholds import TierPolicy, derive_tiers
+
+Progress = Callable[[float, str], None]
+Algo = Literal["xgboost", "logreg", "anomaly"]
+
+
+class TrainRequest(BaseModel):
+    """Everything a training run needs besides the data: what the CLI flags and the Train page set."""
+
+    model_id: str
+    algo: Algo = "xgboost"
+    features: FeatureMode = "auto"
+    split: SplitPlan = Field(default_factory=SplitPlan)
+    search_minutes: float = 0.5
+    seed: int = 0
+    high: tuple[str, float | None] = ("precision", 0.9)
+    medium: tuple[str, float | None] = ("alert_budget", 100.0)
+    review_cost: float = 5.0
+    k: int = 100
+    created_by: str | None = None
+
+
+def apply_overrides(spec: DatasetSpec, data: LoadedDataset, label: str | None = None, time_col: str | None = None,
+                    amount: str | None = None, entities: list[str] | None = None) -> DatasetSpec:
+    """The spec with roles the analyst named explicitly (label, time, amount, entities)."""
+    for column, role in ((label, "label"), (time_col, "event_time"), (amount, "amount")):
+        if column:
+            spec = spec.with_role(column, role)
+    if time_col:
+        numeric = data.columns.get(time_col, "").startswith(("INT", "BIGINT", "DOUBLE", "FLOAT", "DECIMAL"))
+        spec = spec.model_copy(update={"time_unit": "seconds" if numeric else "timestamp"})
+    if entities is not None:
+        for column in entities:
+            spec = spec.with_role(column, "entity")
+        for column in [e for e in spec.entities if e not in entities]:
+            spec = spec.with_role(column, "ignored")
+    return spec
+
+
+def _stage(progress: Progress | None, start: float, end: float) -> Progress:
+    """A progress callback mapping a sub-task's [0, 1] onto [start, end] of the whole run."""
+    def report(fraction: float, message: str = "") -> None:
+        if progress:
+            progress(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+    return report
+
+
+def _metrics(inputs: ModelInputs, idx: np.ndarray, score: np.ndarray, threshold: float,
+             request: TrainRequest) -> dict:
+    times, amount, entity = inputs.times, inputs.amount, inputs.entity_values
+    return evaluate(inputs.y[idx], score, threshold, amount=None if amount is None else amount[idx],
+                    event_time=None if times is None else times.iloc[idx].to_numpy(),
+                    entity=None if entity is None else entity[idx], k=request.k, review_cost=request.review_cost)
+
+
+def _tiers(inputs: ModelInputs, idx: np.ndarray, score: np.ndarray, request: TrainRequest) -> TierPolicy:
+    times, amount = inputs.times, inputs.amount
+    return derive_tiers(inputs.y[idx], score, high=request.high, medium=request.medium,
+                        event_time=None if times is None else times.iloc[idx].to_numpy(),
+                        amount=None if amount is None else amount[idx], review_cost=request.review_cost)
+
+
+def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Progress | None = None,
+          root: Path | None = None) -> ModelMetadata:
+    """Train, tune tiers on validation, evaluate on test, save to the registry; return the saved metadata."""
+    started = time.perf_counter()
+    report = _stage(progress, 0, 1)
+    opened = data if isinstance(data, OpenedDataset) else open_dataset(data)
+    opened.report.raise_for_errors()
+    if not opened.spec.label:
+        raise_no_label(opened)
+    report(0.02, "computing features")
+    inputs = model_inputs(opened, request.features, label_delay_days=request.split.delay_days)
+    report(0.2, f"{len(inputs.frame):,} rows, {len(inputs.feature_columns)} features; splitting")
+    split = make_split(request.split, inputs.times, inputs.y)
+    X = inputs.frame[inputs.feature_columns]
+    y = inputs.y
+    result = search(request.algo, X.iloc[split.train], y[split.train], X.iloc[split.valid], y[split.valid],
+                    minutes=request.search_minutes, seed=request.seed, progress=_stage(progress, 0.25, 0.85),
+                    fixed={"categorical": inputs.categorical})
+    model = result.best_model
+    report(0.87, "tuning tiers on the validation window")
+    valid_score = model.predict_proba(X.iloc[split.valid])
+    tiers = _tiers(inputs, split.valid, valid_score, request)
+    report(0.92, "evaluating on the test window")
+    test_score = model.predict_proba(X.iloc[split.test])
+    threshold = tiers.medium.threshold
+    metadata = ModelMetadata(
+        format_version=FORMAT_VERSION, model_id=request.model_id, algo=request.algo,
+        created_at=datetime.now(UTC), created_by=request.created_by,
+        dataset={"source": opened.data.source, "fingerprint": data_fingerprint(opened.data),
+                 "n_rows": opened.data.n_rows, "spec": opened.spec},
+        features={"config": inputs.feature_config.to_dict() if inputs.feature_config else None,
+                  "matrix": model.matrix_.model_dump(), "names": list(model.matrix_.feature_names)},
+        params=model.get_params(),
+        search={"trials": [_trial_json(t) for t in result.trials], "stopped_by": result.stopped_by,
+                "minutes": request.search_minutes, "seed": request.seed},
+        split=split.describe(inputs.times, y),
+        tiers=tiers,
+        metrics={"valid": _metrics(inputs, split.valid, valid_score, threshold, request),
+                 "test": _metrics(inputs, split.test, test_score, threshold, request),
+                 "train_seconds": round(time.perf_counter() - started, 2)},
+        curves={"test": curves(y[split.test], test_score, amount=_part(inputs.amount, split.test),
+                               review_cost=request.review_cost)},
+        libraries=library_versions(), files={},
+    )
+    report(0.97, "saving the artifact")
+    save_model(model, metadata, root=root)
+    report(1.0, f"saved {request.model_id}")
+    return load_model(request.model_id, root=root)[1]
+
+
+def _trial_json(trial) -> dict:
+    """A search trial for metadata (strict JSON: an unmeasurable AP becomes None)."""
+    ap = trial.valid_ap
+    return {**vars(trial), "valid_ap": None if ap is None or np.isnan(ap) else round(float(ap), 6)}
+
+
+def _part(values: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[idx]
+
+
+def raise_no_label(opened: OpenedDataset) -> None:
+    """Supervised training and tier tuning need labels: say so with the fix."""
+    raise DataContractError(f"{Path(opened.data.source).name} has no label column: name it with --label COL "
+                            "(1 = fraud, 0 = legitimate)")
+
+
+def split_of(inputs: ModelInputs, plan: SplitPlan) -> Split:
+    """The split a request would use on these inputs (the Train page draws it before training)."""
+    return make_split(plan, inputs.times, inputs.y)
+
+
+def evaluate_saved(model_id: str, data: str | Path, root: Path | None = None, k: int = 100,
+                   review_cost: float = 5.0) -> dict:
+    """A saved model's metrics on every row of another labelled file, at its saved review (medium) threshold."""
+    model, metadata = load_model(model_id, root=root)
+    spec = DatasetSpec.model_validate(metadata.dataset["spec"])
+    opened = open_dataset(data, spec=spec)
+    check_input_schema(metadata, opened.data.columns)
+    opened.report.raise_for_errors()
+    if not spec.label:
+        raise_no_label(opened)
+    config = metadata.features.get("config")
+    inputs = model_inputs(opened, "none", feature_config=FeatureConfig.from_dict(config) if config else None)
+    score = model.predict_proba(inputs.frame[model.matrix_.feature_names])
+    request = TrainRequest(model_id=model_id, k=k, review_cost=review_cost)
+    rows = np.arange(len(inputs.frame))
+    return {"model_id": model_id, "data": str(data),
+            "metrics": {"test": _metrics(inputs, rows, score, metadata.tiers.medium.threshold, request)}}

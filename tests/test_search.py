@@ -1,0 +1,93 @@
+"""Hyper-parameter search: default first, same trials for the same seed, budget cuts recorded, best model kept."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from fraudcore.errors import FraudcoreError
+from fraudcore.models import make_model
+from fraudcore.search import DEFAULTS, search, trial_plan
+from tests.test_models import synthetic
+
+ONE_THREAD = {"n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    (X, y), (Xv, yv) = synthetic(3000, 11), synthetic(1500, 12)
+    return X, y, Xv, yv
+
+
+def test_zero_minutes_runs_only_the_default(data: tuple) -> None:
+    result = search("xgboost", *data, minutes=0, fixed=ONE_THREAD)
+    assert len(result.trials) == 1 and result.stopped_by == "budget"
+    assert result.trials[0].params == DEFAULTS["xgboost"]
+    assert result.best_params["max_depth"] == 6 and result.best_params["random_state"] == 0
+    assert result.trials[0].best_iteration == result.best_model.best_iteration_
+
+
+def test_same_seed_same_trials_in_the_same_order(data: tuple) -> None:
+    first = search("xgboost", *data, minutes=10, seed=3, max_trials=3, fixed=ONE_THREAD)
+    second = search("xgboost", *data, minutes=10, seed=3, max_trials=3, fixed=ONE_THREAD)
+    assert first.stopped_by == second.stopped_by == "exhausted"
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+    assert [t.valid_ap for t in first.trials] == [t.valid_ap for t in second.trials]
+    assert len({str(t.params) for t in first.trials}) == 3
+    other = trial_plan("xgboost", data[1], seed=4, max_trials=3)
+    assert other[0] == first.trials[0].params and other[1:] != [t.params for t in first.trials[1:]]
+
+
+def test_best_model_is_the_best_trial_and_its_params_rebuild_it(data: tuple) -> None:
+    X, y, Xv, yv = data
+    result = search("logreg", X, y, Xv, yv, minutes=10, seed=1, max_trials=4)
+    aps = [t.valid_ap for t in result.trials]
+    best_ap = average_precision_score(yv, result.best_model.predict_proba(Xv))
+    assert best_ap == pytest.approx(max(aps))
+    rebuilt = make_model("logreg", **result.best_params).fit(X, y)
+    np.testing.assert_array_equal(rebuilt.predict_proba(Xv), result.best_model.predict_proba(Xv))
+
+
+def test_budget_cuts_the_list_and_says_so(data: tuple) -> None:
+    result = search("logreg", *data, minutes=1e-6, max_trials=5)
+    assert result.stopped_by == "budget" and len(result.trials) < 5
+
+
+def test_progress_reports_after_each_trial(data: tuple) -> None:
+    calls: list[tuple[float, str]] = []
+    result = search("logreg", *data, minutes=10, max_trials=3, progress=lambda f, m: calls.append((f, m)))
+    assert len(calls) == len(result.trials) == 3
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "trial 1/3" in calls[0][1]
+
+
+def test_scale_pos_weight_is_one_root_or_ratio(data: tuple) -> None:
+    y = data[1]
+    ratio = (y == 0).sum() / (y == 1).sum()
+    allowed = {1.0, float(f"{math.sqrt(ratio):.4g}"), float(f"{ratio:.4g}")}
+    plan = trial_plan("xgboost", y, seed=0, max_trials=12)
+    assert len(plan) == 12 and {p["scale_pos_weight"] for p in plan} <= allowed
+
+
+def test_anomaly_without_validation_labels_runs_its_default(data: tuple) -> None:
+    X, y, Xv, _ = data
+    result = search("anomaly", X, y, Xv, None, minutes=10, max_trials=4, fixed=ONE_THREAD)
+    assert len(result.trials) == 1 and math.isnan(result.trials[0].valid_ap)
+    assert result.trials[0].params == DEFAULTS["anomaly"] and result.stopped_by == "exhausted"
+
+
+def test_anomaly_with_labels_is_ranked_by_ap(data: tuple) -> None:
+    result = search("anomaly", *data, minutes=10, max_trials=2, fixed=ONE_THREAD)
+    assert len(result.trials) == 2 and all(np.isfinite(t.valid_ap) for t in result.trials)
+    assert result.trials[1].params != result.trials[0].params
+
+
+def test_supervised_search_needs_fraud_in_validation(data: tuple) -> None:
+    X, y, Xv, yv = data
+    with pytest.raises(FraudcoreError, match="both fraud and legitimate"):
+        search("logreg", X, y, Xv, np.zeros_like(yv))
+    with pytest.raises(FraudcoreError, match="unknown model family"):
+        search("svm", X, y, Xv, yv)
