@@ -119,8 +119,13 @@ def derive_tiers(
     for obj, _ in targets:
         _check_inputs(obj, event_time, amount)
     table = _table(y_true, score, event_time, amount)
-    hi, mid = (_tune(table, obj, tgt) for obj, tgt in targets)
     notes: list[str] = []
+    try:
+        hi = _tune(table, *targets[0])
+    except FraudcoreError as exc:  # an unreachable block target leaves the high tier empty rather than failing
+        hi = _choice(table, targets[0][0], targets[0][1], NO_ALERTS)
+        notes.append(f"high tier left empty (nothing is blocked automatically): {exc}")
+    mid = _tune(table, *targets[1])
     if mid.threshold > hi.threshold:
         notes.append(
             f"medium cut {mid.threshold:.6g} ({mid.objective} {mid.target}) came out above the high cut "

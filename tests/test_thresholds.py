@@ -169,3 +169,13 @@ def test_threshold_change_is_stored_in_utc_and_needs_who_and_why() -> None:
         ThresholdChange(who="ana", when=datetime(2024, 5, 3, 12, 0), new=policy, why="naive time")
     with pytest.raises(ValidationError):
         ThresholdChange(who="  ", new=policy, why="blank analyst")
+
+
+def test_unreachable_high_target_leaves_the_high_tier_empty():
+    y = np.array([0, 1, 0, 1, 0, 0, 1, 0])
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    policy = derive_tiers(y, score, high=("precision", 0.99), medium=("recall", 1.0))
+    assert policy.high.alerts == 0 and policy.high.threshold > score.max()
+    assert "high tier left empty" in policy.notes[0] and "precision 0.99" in policy.notes[0]
+    assert policy.medium.threshold == pytest.approx(0.3)
+    assert set(assign_tiers(score, policy)) == {"medium", "low"}

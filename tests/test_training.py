@@ -1,0 +1,98 @@
+"""End to end on generated data: train → artifact → reload → evaluate; the CLI's train/evaluate/models/promote."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudcore.cli import main
+from fraudcore.config import get_paths
+from fraudcore.dataset import open_dataset
+from fraudcore.inputs import model_inputs
+from fraudcore.registry import champion_id, load_model
+from fraudcore.simulate import continue_from, generate, world_for_rows, write_parquet
+from fraudcore.split import SplitPlan, make_split
+from fraudcore.training import TrainRequest, evaluate_saved, train
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    world = world_for_rows(40_000, seed=11, days=20)
+    frame = generate(rows=40_000, world=world)
+    first = write_parquet(frame, folder / "train.parquet", world)
+    later = continue_from(first, rows=15_000)
+    write_parquet(later, folder / "later.parquet", world)
+    return first, folder / "later.parquet"
+
+
+@pytest.mark.parametrize("algo", ["xgboost", "logreg", "anomaly"])
+def test_train_saves_a_loadable_model_that_learned(demo_files, algo):
+    first, _ = demo_files
+    meta = train(first, TrainRequest(model_id=f"t-{algo}", algo=algo, search_minutes=0))
+    model, loaded = load_model(f"t-{algo}")
+    assert loaded.model_id == meta.model_id and loaded.algo == algo
+    assert list(model.matrix_.feature_names) == meta.features["names"]
+    test = meta.metrics["test"]
+    assert test["average_precision"] > 3 * test["fraud_rate"]  # far better than chance
+    assert meta.tiers.high.threshold >= meta.tiers.medium.threshold
+    assert meta.split["kind"] == "time" and meta.curves["test"]["pr"]["precision"]
+    assert "customer_id__nb_tx_1d" in meta.features["names"]
+    assert "fraud_scenario" not in meta.features["names"] and "is_fraud" not in meta.features["names"]
+    assert (get_paths().artifacts / f"t-{algo}" / "card.md").read_text().startswith("#")
+
+
+def test_no_test_window_row_reaches_training(demo_files):
+    first, _ = demo_files
+    opened = open_dataset(first)
+    inputs = model_inputs(opened)
+    split = make_split(SplitPlan(delay_days=2), inputs.times, inputs.y)
+    ids = inputs.frame["event_id"].to_numpy()
+    assert not set(ids[split.train]) & set(ids[split.test])
+    assert inputs.times.iloc[split.train].max() < inputs.times.iloc[split.test].min() - pd.Timedelta(days=2)
+
+
+def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
+    first, later = demo_files
+    assert main(["train", "--data", str(first), "--model-id", "cli-xgb", "--search-minutes", "0",
+                 "--delay-days", "1", "--medium", "f1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model_id"] == "cli-xgb"
+    for key in ("average_precision", "roc_auc", "card_precision_at_k"):
+        assert 0 <= result["metrics"]["test"][key] <= 1
+    assert result["tiers"]["medium"]["objective"] == "f1"
+
+    scored = evaluate_saved("cli-xgb", later)
+    assert scored["metrics"]["test"]["n"] == 15_000
+    assert scored["metrics"]["test"]["average_precision"] > 0.2
+
+    assert main(["models"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert "cli-xgb" in {row["model_id"] for row in listed}
+    assert main(["promote", "cli-xgb", "--why", "test"]) == 0
+    assert champion_id() == "cli-xgb"
+
+
+def test_training_refuses_invalid_data(tmp_path):
+    frame = generate(rows=5_000, seed=2)
+    frame.loc[3, "is_fraud"] = 7
+    frame.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(Exception, match="label must be 0/1"):
+        train(tmp_path / "bad.parquet", TrainRequest(model_id="bad", search_minutes=0))
+    assert not (get_paths().artifacts / "bad").exists()
+
+
+def test_ulb_shaped_data_uses_columns_as_features(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 6000
+    y = (rng.random(n) < 0.03).astype(int)
+    frame = pd.DataFrame({"Time": np.sort(rng.uniform(0, 172_800, n)), "V1": rng.normal(size=n) + 2 * y,
+                          "V2": rng.normal(size=n), "Amount": rng.gamma(2, 40, n), "Class": y})
+    frame.to_parquet(tmp_path / "ulb_like.parquet")
+    meta = train(tmp_path / "ulb_like.parquet", TrainRequest(model_id="ulb-like", search_minutes=0))
+    assert meta.features["config"] is None
+    assert meta.features["names"] == ["Amount", "V1", "V2"]
+    assert meta.metrics["test"]["average_precision"] > 0.3
