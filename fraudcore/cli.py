@@ -133,7 +133,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from fraudcore import bench
 
-    result = bench.run(args.what, rows=args.rows, data=args.data)
+    result = bench.run(args.what, rows=args.rows, data=args.data, minutes=args.search_minutes)
     _print_json(result)
     return 0
 
@@ -218,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("bench", help="benchmarks: time generate or features and print JSON")
-    p.add_argument("what", choices=["generate", "features"])
+    p.add_argument("what", choices=["generate", "features", "quality"])
     p.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (generate)")
     p.add_argument("--data", help="input file (features; default ../shared/data/handbook_raw.parquet)")
+    p.add_argument("--search-minutes", type=float, default=1.0, help="search budget per model (quality)")
     p.set_defaults(func=cmd_bench)
     return parser
 

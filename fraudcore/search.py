@@ -84,7 +84,8 @@ def search(
     best: tuple[float, FraudModel] | None = None
     stopped_by: Literal["budget", "exhausted"] = "exhausted"
     for i, params in enumerate(plan):
-        if i > 0 and time.perf_counter() - start >= minutes * 60:
+        elapsed = time.perf_counter() - start
+        if i > 0 and elapsed + elapsed / i > minutes * 60:  # the next trial (of average length) would overrun
             stopped_by = "budget"
             break
         tick = time.perf_counter()
