@@ -11,7 +11,7 @@ from fraudcore.features import FeatureConfig, feature_plan
 from fraudcore.thresholds import ThresholdChoice
 
 if TYPE_CHECKING:
-    from fraudcore.registry import ModelMetadata
+    from fraudcore.metadata import ModelMetadata
 
 RANDOM_SPLIT_WARNING = (
     "> **Warning: stratified random split.** Training, validation and test events are mixed in time, so the model "
