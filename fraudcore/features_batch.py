@@ -3,6 +3,9 @@
 RANGE frames on the time key give (t - w, t]; same-entity events at the same time that come later in
 (time, id) order are subtracted with a ROWS frame over PARTITION BY entity, time ORDER BY id. Amounts are
 summed as integer micro-units, so means are exact and identical whatever the row order or thread schedule.
+Each entity is windowed in its own subquery over only the rows that have it, joined back by event id.
+DuckDB finds frame bounds once per window aggregate, so each frame runs one sum over a HUGEINT that packs
+count, amount count and amount sum (or count and label sum) in bit fields, decoded exactly afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fraudcore.infer import infer_spec
 from fraudcore.loading import load_dataset, typed_spec
 from fraudcore.spec import DatasetSpec
 
+_INTEGRAL = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "BOOLEAN")
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
             "FLOAT", "REAL", "DOUBLE", "DECIMAL")
 
@@ -46,33 +50,56 @@ def _time_us_sql(config: FeatureConfig, column_type: str) -> str:
         f"{config.time_unit!r}; use a timestamp column, or numeric seconds with time_unit='seconds'")
 
 
-def _velocity_sql(i: int, entity: str, config: FeatureConfig) -> list[str]:
-    """Window aggregates behind count, mean amount, amount ratio and recency for one entity."""
-    p, e, by_time = f"__fc_v{i}", _q(entity), f"PARTITION BY {_q(entity)} ORDER BY __fc_t"
-    peers = f"PARTITION BY {e}, __fc_t ORDER BY {_q(config.event_id)}"
+_LOW = 4294967295  # the low 32-bit field of a packed sum
+
+
+def _pack_sql(value: str, counted: str) -> str:
+    """A HUGEINT whose sums pack sum(value) << 64 | count(counted) << 32 | count(*) (value: a BIGINT)."""
+    return f"CAST(coalesce({value}, 0) AS HUGEINT) * {2 ** 64} + CAST({counted} IS NOT NULL AS HUGEINT) * {2 ** 32} + 1"
+
+
+def _unpack_sql(packed: str, name: str) -> list[str]:
+    """The count, known count and value sum of a packed sum, as {name}_n, {name}_na (BIGINT) and {name}_s."""
+    return [f"CAST({packed} & {_LOW} AS BIGINT) AS {name}_n", f"CAST(({packed} >> 32) & {_LOW} AS BIGINT) AS {name}_na",
+            f"{packed} >> 64 AS {name}_s"]
+
+
+def _by_time(entity: str) -> str:
+    """The window over one entity's events in time order."""
+    return f"PARTITION BY {_q(entity)} ORDER BY __fc_t"
+
+
+def _velocity_sql(entity: str, config: FeatureConfig) -> tuple[list[str], list[str]]:
+    """Window aggregates behind count, mean amount, amount ratio and recency, and their unpacking."""
+    peers = f"PARTITION BY {_q(entity)}, __fc_t ORDER BY {_q(config.event_id)}"
     later = f"({peers} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"  # same-time peers after this event
-    cols = [f"row_number() OVER ({peers}) AS {p}_rank", f"count(*) OVER {later} AS {p}_pn"]
-    if config.amount:
-        cols += [f"count(__fc_amu) OVER {later} AS {p}_pna", f"coalesce(sum(__fc_amu) OVER {later}, 0) AS {p}_ps"]
+    aggs = [f"row_number() OVER ({peers}) AS __fc_rank", f"coalesce(sum(__fc_vp) OVER {later}, 0) AS __fc_pp",
+            f"coalesce(sum(__fc_amu) OVER {later}, 0) AS __fc_p_s"]
+    unpack = ["__fc_rank", *_unpack_sql("__fc_pp", "__fc_p")[:2], "__fc_p_s"]
     for k, w in enumerate(config.windows):
-        frame = f"({by_time} RANGE BETWEEN {to_us(w) - 1} PRECEDING AND CURRENT ROW)"
-        cols.append(f"count(*) OVER {frame} AS {p}_n{k}")
-        if config.amount:
-            cols += [f"count(__fc_amu) OVER {frame} AS {p}_na{k}", f"sum(__fc_amu) OVER {frame} AS {p}_s{k}"]
+        frame = f"({_by_time(entity)} RANGE BETWEEN {to_us(w) - 1} PRECEDING AND CURRENT ROW)"
+        aggs += [f"sum(__fc_vp) OVER {frame} AS __fc_vp{k}", f"sum(__fc_amu) OVER {frame} AS __fc_v{k}_s"]
+        unpack += _unpack_sql(f"__fc_vp{k}", f"__fc_v{k}")[:2] + [f"__fc_v{k}_s"]
     if config.recency:
-        span = to_us(config.windows[-1]) - 1
-        cols.append(f"max(__fc_t) OVER ({by_time} RANGE BETWEEN {span} PRECEDING AND 1 PRECEDING) AS {p}_prev")
-    return cols
+        span = f"RANGE BETWEEN {to_us(config.windows[-1]) - 1} PRECEDING AND 1 PRECEDING"
+        aggs.append(f"max(__fc_t) OVER ({_by_time(entity)} {span}) AS __fc_prev")
+        unpack.append("__fc_prev")
+    return aggs, unpack
 
 
-def _risk_sql(j: int, entity: str, config: FeatureConfig) -> list[str]:
-    """Window aggregates behind the delayed count and fraud share for one entity."""
-    p, d, by_time = f"__fc_r{j}", to_us(config.label_delay), f"PARTITION BY {_q(entity)} ORDER BY __fc_t"
-    cols = []
+def _risk_sql(entity: str, config: FeatureConfig, packed: bool) -> tuple[list[str], list[str]]:
+    """Window aggregates behind the delayed count and fraud share (labels packed when integral), and their unpacking."""
+    aggs, unpack, d = [], [], to_us(config.label_delay)
     for k, w in enumerate(config.risk_windows):
-        frame = f"({by_time} RANGE BETWEEN {d + to_us(w) - 1} PRECEDING AND {d} PRECEDING)"
-        cols += [f"count(*) OVER {frame} AS {p}_n{k}", f"sum(__fc_y) OVER {frame} AS {p}_f{k}"]
-    return cols
+        frame = f"({_by_time(entity)} RANGE BETWEEN {d + to_us(w) - 1} PRECEDING AND {d} PRECEDING)"
+        if packed:
+            aggs.append(f"coalesce(sum(__fc_rp) OVER {frame}, 0) AS __fc_rp{k}")
+            unpack += [f"CAST(__fc_rp{k} & {_LOW} AS BIGINT) AS __fc_r{k}_n",
+                       f"CAST(__fc_rp{k} >> 64 AS DOUBLE) AS __fc_r{k}_s"]
+        else:
+            aggs += [f"count(*) OVER {frame} AS __fc_r{k}_n", f"sum(__fc_y) OVER {frame} AS __fc_r{k}_s"]
+            unpack += [f"__fc_r{k}_n", f"__fc_r{k}_s"]
+    return aggs, unpack
 
 
 _CALENDAR_SQL = {"hour": "hour(make_timestamp(__fc_t))", "dow": "isodow(make_timestamp(__fc_t)) - 1",
@@ -81,26 +108,27 @@ _CALENDAR_SQL = {"hour": "hour(make_timestamp(__fc_t))", "dow": "isodow(make_tim
 
 
 def _entity_feature_sql(f: Feature, config: FeatureConfig) -> str:
-    """The expression of one entity feature, from the window aggregates of its entity."""
+    """The expression of one entity feature, from the unpacked window aggregates of its entity."""
     if f.family in ("nb_tx_delay", "risk"):
-        p, k = f"__fc_r{config.risk_entities.index(f.entity)}", config.risk_windows.index(f.window)
-        share = f"CASE WHEN {p}_n{k} = 0 THEN 0.0 ELSE {p}_f{k} / {p}_n{k} END"
-        return f"{p}_n{k}" if f.family == "nb_tx_delay" else share
-    p = f"__fc_v{config.entities.index(f.entity)}"
+        p = f"__fc_r{config.risk_windows.index(f.window)}"
+        return f"{p}_n" if f.family == "nb_tx_delay" else f"CASE WHEN {p}_n = 0 THEN 0.0 ELSE {p}_s / {p}_n END"
     if f.family == "secs_since_prev":
-        return f"CASE WHEN {p}_rank > 1 THEN 0.0 ELSE (__fc_t - {p}_prev) / 1e6 END"
-    k = config.windows.index(f.window)
-    mean = f"CAST({p}_s{k} - {p}_ps AS DOUBLE) / 1e6 / nullif({p}_na{k} - {p}_pna, 0)"
+        return "CASE WHEN __fc_rank > 1 THEN 0.0 ELSE (__fc_t - __fc_prev) / 1e6 END"
+    p = f"__fc_v{config.windows.index(f.window)}"
+    mean = f"CAST({p}_s - __fc_p_s AS DOUBLE) / 1e6 / nullif({p}_na - __fc_p_na, 0)"
     ratio = f"__fc_amt / nullif({mean}, 0)"
-    return {"nb_tx": f"{p}_n{k} - {p}_pn", "avg_amount": mean, "amount_ratio": ratio}[f.family]
+    return {"nb_tx": f"{p}_n - __fc_p_n", "avg_amount": mean, "amount_ratio": ratio}[f.family]
 
 
-def _feature_sql(f: Feature, config: FeatureConfig) -> str:
-    """The final select item of one feature (NULL for entity features of rows without that entity)."""
-    if f.entity is None:
-        return f"{_CALENDAR_SQL[f.family]} AS {_q(f.name)}"
-    expr = _entity_feature_sql(f, config)
-    return f"CASE WHEN {_q(f.entity)} IS NULL THEN NULL ELSE {expr} END AS {_q(f.name)}"
+def _entity_sql(entity: str, config: FeatureConfig, packed_labels: bool) -> str:
+    """Subquery of one entity's features keyed by event id (__fc_key), over only the rows that have the entity."""
+    aggs, unpack = _velocity_sql(entity, config) if entity in config.entities else ([], [])
+    if entity in config.risk_entities:
+        risk_aggs, risk_unpack = _risk_sql(entity, config, packed_labels)
+        aggs, unpack = aggs + risk_aggs, unpack + risk_unpack
+    feats = [f"{_entity_feature_sql(f, config)} AS {_q(f.name)}" for f in feature_plan(config) if f.entity == entity]
+    return (f"SELECT __fc_key, {', '.join(feats)} FROM (SELECT __fc_key, __fc_t, __fc_amt, {', '.join(unpack)} "
+            f"FROM (SELECT __fc_key, __fc_t, __fc_amt, {', '.join(aggs)} FROM base WHERE {_q(entity)} IS NOT NULL))")
 
 
 def _source_columns(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig) -> dict[str, str]:
@@ -127,15 +155,22 @@ def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureC
     plan = feature_plan(config)
     amount = f"CAST({_q(config.amount)} AS DOUBLE)" if config.amount else "CAST(NULL AS DOUBLE)"
     label = f"coalesce(CAST({_q(config.label)} AS DOUBLE), 0)" if config.label else "0"
-    windows = [c for i, e in enumerate(config.entities) for c in _velocity_sql(i, e, config)]
-    windows += [c for j, e in enumerate(config.risk_entities) for c in _risk_sql(j, e, config)]
-    keep = [_q(c) for c in types if c not in {f.name for f in plan}]
-    sql = (f"WITH base AS (SELECT *, {_time_us_sql(config, types[config.event_time])} AS __fc_t, "
-           f"{amount} AS __fc_amt, CAST(floor({amount} * 1e6 + 0.5) AS BIGINT) AS __fc_amu, {label} AS __fc_y "
-           f"FROM {_q(source)}), "
-           f"agg AS (SELECT *{''.join(', ' + c for c in windows)} FROM base) "
-           f"SELECT {', '.join(keep + [_feature_sql(f, config) for f in plan])} "
-           f"FROM agg ORDER BY __fc_t, {_q(config.event_id)}")
+    packed_labels = not config.label or types[config.label].upper() in _INTEGRAL
+    entities = list(dict.fromkeys([*config.entities, *config.risk_entities]))
+    alias = {e: f"__fc_e{j}" for j, e in enumerate(entities)}
+    names = {f.name for f in plan}
+    cols = [f"b.{_q(c)}" for c in types if c not in names]
+    cols += [f"{_CALENDAR_SQL[f.family]} AS {_q(f.name)}" if f.entity is None else f"{alias[f.entity]}.{_q(f.name)}"
+             for f in plan]
+    joins = "".join(f" LEFT JOIN ({_entity_sql(e, config, packed_labels)}) AS {alias[e]} "
+                    f"ON {alias[e]}.__fc_key = b.__fc_key" for e in entities)
+    units = "CAST(floor(__fc_amt * 1e6 + 0.5) AS BIGINT)"
+    sql = (f"WITH typed AS (SELECT *, {_q(config.event_id)} AS __fc_key, "
+           f"{_time_us_sql(config, types[config.event_time])} AS __fc_t, "
+           f"{amount} AS __fc_amt, {label} AS __fc_y FROM {_q(source)}), "
+           f"base AS MATERIALIZED (SELECT *, {units} AS __fc_amu, {_pack_sql('NULL', '__fc_amt')} AS __fc_vp, "
+           f"{_pack_sql('CAST(__fc_y AS BIGINT)' if packed_labels else 'NULL', 'NULL')} AS __fc_rp FROM typed) "
+           f"SELECT {', '.join(cols)} FROM base AS b{joins} ORDER BY b.__fc_t, b.{_q(config.event_id)}")
     rel = con.sql(sql)
     if out is not None:
         rel.write_parquet(str(out))

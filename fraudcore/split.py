@@ -97,7 +97,8 @@ def split_by_time(times: pd.Series, y: np.ndarray, plan: SplitPlan) -> Split:
     valid = np.flatnonzero((t >= np.datetime64(valid_start)) & (t < np.datetime64(test_start - gap)))
     train = np.flatnonzero(t < np.datetime64(valid_start - gap))
     _require_both_classes(np.asarray(y), {"train": train, "valid": valid, "test": test})
-    label = f"time-ordered split (train | {plan.delay_days:g}-day label delay | valid | delay | test)"
+    label = (f"time-ordered split (train | {plan.delay_days:g}-day label delay | valid | delay | test)"
+             if plan.delay_days else "time-ordered split (train | valid | test, no label-delay gap)")
     return Split(train, valid, test, plan, label)
 
 
