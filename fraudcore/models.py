@@ -186,8 +186,15 @@ class LogRegModel(_Model):
         imputer, scaler = columns.named_transformers_["num"].steps[0][1], columns.named_transformers_["num"][-1]
         self.state_ = {"median": imputer.statistics_.tolist(), "mean": scaler.mean_.tolist(),
                        "scale": scaler.scale_.tolist(), "coef": clf.coef_[0].tolist(),
-                       "intercept": float(clf.intercept_[0])}
+                       "intercept": float(clf.intercept_[0]), "onehot_mean": self._onehot_mean(columns, spec, X)}
         return self
+
+    @staticmethod
+    def _onehot_mean(columns: ColumnTransformer, spec: MatrixSpec, X: pd.DataFrame) -> list[float]:
+        """Training share of every one-hot column (the linear explanation's base point for categoricals)."""
+        if not spec.categorical:
+            return []
+        return columns.named_transformers_["cat"].transform(spec.numpy(X)[:, spec.n_numeric:]).mean(0).tolist()
 
     def predict_numpy(self, A: np.ndarray) -> np.ndarray:
         """sigmoid(Xw + b) computed in numpy from the saved coefficients."""

@@ -122,8 +122,10 @@ def test_logreg_maps_one_hot_columns_back_and_centres_on_the_training_design(mod
     w = np.asarray(model.state_["coef"][k:])  # the categorical's one-hot coefficients, in level order
     levels = model.matrix_.categorical["merchant_category"]
     codes = np.array([levels.index(v) for v in X["merchant_category"]])
-    np.testing.assert_allclose(expl.values[:, k], w[codes] - w.mean(), atol=1e-12)  # equal shares by default
-    assert expl.base_values[0] == pytest.approx(model.state_["intercept"] + w.mean(), abs=1e-12)
+    share = np.asarray(model.state_["onehot_mean"])  # training share of each level, saved by fit
+    np.testing.assert_allclose(expl.values[:, k], w[codes] - w @ share, atol=1e-12)
+    np.testing.assert_allclose(expl.values[:, k].mean(), 0.0, atol=1e-9)  # centred on the training design too
+    assert expl.base_values[0] == pytest.approx(model.state_["intercept"] + w @ share, abs=1e-12)
 
 
 def test_logreg_uses_saved_level_shares_when_the_model_has_them(models: dict, windows: dict) -> None:
