@@ -3,9 +3,12 @@
 RANGE frames on the time key give (t - w, t]; same-entity events at the same time that come later in
 (time, id) order are subtracted with a ROWS frame over PARTITION BY entity, time ORDER BY id. Amounts are
 summed as integer micro-units, so means are exact and identical whatever the row order or thread schedule.
-Each entity is windowed in its own subquery over only the rows that have it, joined back by event id.
-DuckDB finds frame bounds once per window aggregate, so each frame runs one sum over a HUGEINT that packs
-count, amount count and amount sum (or count and label sum) in bit fields, decoded exactly afterwards.
+
+For speed, each entity is windowed in its own subquery over only the rows that have it (rows without it would
+form one huge partition) and joined back by event id. DuckDB searches a frame's bounds once per aggregate, so a
+frame runs one sum of a packed HUGEINT (value sum << 64 | known-value count << 32 | row count), unpacked exactly
+afterwards; labels that are not whole numbers, and columns whose absolute values sum to 2**62 or more, are summed
+apart instead.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from fraudcore.infer import infer_spec
 from fraudcore.loading import load_dataset, typed_spec
 from fraudcore.spec import DatasetSpec
 
-_INTEGRAL = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "BOOLEAN")
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
             "FLOAT", "REAL", "DOUBLE", "DECIMAL")
 
@@ -50,18 +52,24 @@ def _time_us_sql(config: FeatureConfig, column_type: str) -> str:
         f"{config.time_unit!r}; use a timestamp column, or numeric seconds with time_unit='seconds'")
 
 
-_LOW = 4294967295  # the low 32-bit field of a packed sum
+_PACK_LIMIT = 2**62  # packed sums cannot overflow a HUGEINT while a column's absolute values sum below this
 
 
-def _pack_sql(value: str, counted: str) -> str:
-    """A HUGEINT whose sums pack sum(value) << 64 | count(counted) << 32 | count(*) (value: a BIGINT)."""
-    return f"CAST(coalesce({value}, 0) AS HUGEINT) * {2 ** 64} + CAST({counted} IS NOT NULL AS HUGEINT) * {2 ** 32} + 1"
+def _pack_sql(value: str, known: str) -> str:
+    """One row's packed HUGEINT: ``value`` (an integer, NULL as 0) << 64 | (``known`` IS NOT NULL) << 32 | 1."""
+    return f"CAST(coalesce({value}, 0) AS HUGEINT) * {2**64} + CAST({known} IS NOT NULL AS HUGEINT) * {2**32} + 1"
 
 
-def _unpack_sql(packed: str, name: str) -> list[str]:
-    """The count, known count and value sum of a packed sum, as {name}_n, {name}_na (BIGINT) and {name}_s."""
-    return [f"CAST({packed} & {_LOW} AS BIGINT) AS {name}_n", f"CAST(({packed} >> 32) & {_LOW} AS BIGINT) AS {name}_na",
-            f"{packed} >> 64 AS {name}_s"]
+def _sums_sql(frame: str, name: str, packed: str, plain: str | None) -> tuple[list[str], list[str]]:
+    """Sums over one frame, unpacked as {name}_n (rows), _na (known values), _s (sum of ``plain`` if given)."""
+    aggs = [f"coalesce(sum({packed}) OVER {frame}, 0) AS {name}_p"]
+    total = f"{name}_p >> 64"
+    if plain:
+        aggs.append(f"coalesce(sum({plain}) OVER {frame}, 0) AS {name}_v")
+        total = f"{name}_v"
+    low = 2**32 - 1
+    return aggs, [f"CAST({name}_p & {low} AS BIGINT) AS {name}_n",
+                  f"CAST(({name}_p >> 32) & {low} AS BIGINT) AS {name}_na", f"{total} AS {name}_s"]
 
 
 def _by_time(entity: str) -> str:
@@ -69,17 +77,16 @@ def _by_time(entity: str) -> str:
     return f"PARTITION BY {_q(entity)} ORDER BY __fc_t"
 
 
-def _velocity_sql(entity: str, config: FeatureConfig) -> tuple[list[str], list[str]]:
+def _velocity_sql(entity: str, config: FeatureConfig, plain: str | None) -> tuple[list[str], list[str]]:
     """Window aggregates behind count, mean amount, amount ratio and recency, and their unpacking."""
     peers = f"PARTITION BY {_q(entity)}, __fc_t ORDER BY {_q(config.event_id)}"
     later = f"({peers} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"  # same-time peers after this event
-    aggs = [f"row_number() OVER ({peers}) AS __fc_rank", f"coalesce(sum(__fc_vp) OVER {later}, 0) AS __fc_pp",
-            f"coalesce(sum(__fc_amu) OVER {later}, 0) AS __fc_p_s"]
-    unpack = ["__fc_rank", *_unpack_sql("__fc_pp", "__fc_p")[:2], "__fc_p_s"]
+    aggs, unpack = _sums_sql(later, "__fc_p", "__fc_vp", plain)
+    aggs, unpack = [f"row_number() OVER ({peers}) AS __fc_rank", *aggs], ["__fc_rank", *unpack]
     for k, w in enumerate(config.windows):
         frame = f"({_by_time(entity)} RANGE BETWEEN {to_us(w) - 1} PRECEDING AND CURRENT ROW)"
-        aggs += [f"sum(__fc_vp) OVER {frame} AS __fc_vp{k}", f"sum(__fc_amu) OVER {frame} AS __fc_v{k}_s"]
-        unpack += _unpack_sql(f"__fc_vp{k}", f"__fc_v{k}")[:2] + [f"__fc_v{k}_s"]
+        window_aggs, window_unpack = _sums_sql(frame, f"__fc_v{k}", "__fc_vp", plain)
+        aggs, unpack = aggs + window_aggs, unpack + window_unpack
     if config.recency:
         span = f"RANGE BETWEEN {to_us(config.windows[-1]) - 1} PRECEDING AND 1 PRECEDING"
         aggs.append(f"max(__fc_t) OVER ({_by_time(entity)} {span}) AS __fc_prev")
@@ -87,18 +94,13 @@ def _velocity_sql(entity: str, config: FeatureConfig) -> tuple[list[str], list[s
     return aggs, unpack
 
 
-def _risk_sql(entity: str, config: FeatureConfig, packed: bool) -> tuple[list[str], list[str]]:
-    """Window aggregates behind the delayed count and fraud share (labels packed when integral), and their unpacking."""
+def _risk_sql(entity: str, config: FeatureConfig, plain: str | None) -> tuple[list[str], list[str]]:
+    """Window aggregates behind the delayed count and fraud share, and their unpacking."""
     aggs, unpack, d = [], [], to_us(config.label_delay)
     for k, w in enumerate(config.risk_windows):
         frame = f"({_by_time(entity)} RANGE BETWEEN {d + to_us(w) - 1} PRECEDING AND {d} PRECEDING)"
-        if packed:
-            aggs.append(f"coalesce(sum(__fc_rp) OVER {frame}, 0) AS __fc_rp{k}")
-            unpack += [f"CAST(__fc_rp{k} & {_LOW} AS BIGINT) AS __fc_r{k}_n",
-                       f"CAST(__fc_rp{k} >> 64 AS DOUBLE) AS __fc_r{k}_s"]
-        else:
-            aggs += [f"count(*) OVER {frame} AS __fc_r{k}_n", f"sum(__fc_y) OVER {frame} AS __fc_r{k}_s"]
-            unpack += [f"__fc_r{k}_n", f"__fc_r{k}_s"]
+        window_aggs, window_unpack = _sums_sql(frame, f"__fc_r{k}", "__fc_rp", plain)
+        aggs, unpack = aggs + window_aggs, unpack + window_unpack
     return aggs, unpack
 
 
@@ -111,7 +113,8 @@ def _entity_feature_sql(f: Feature, config: FeatureConfig) -> str:
     """The expression of one entity feature, from the unpacked window aggregates of its entity."""
     if f.family in ("nb_tx_delay", "risk"):
         p = f"__fc_r{config.risk_windows.index(f.window)}"
-        return f"{p}_n" if f.family == "nb_tx_delay" else f"CASE WHEN {p}_n = 0 THEN 0.0 ELSE {p}_s / {p}_n END"
+        share = f"CASE WHEN {p}_n = 0 THEN 0.0 ELSE CAST({p}_s AS DOUBLE) / {p}_n END"
+        return f"{p}_n" if f.family == "nb_tx_delay" else share
     if f.family == "secs_since_prev":
         return "CASE WHEN __fc_rank > 1 THEN 0.0 ELSE (__fc_t - __fc_prev) / 1e6 END"
     p = f"__fc_v{config.windows.index(f.window)}"
@@ -120,11 +123,11 @@ def _entity_feature_sql(f: Feature, config: FeatureConfig) -> str:
     return {"nb_tx": f"{p}_n - __fc_p_n", "avg_amount": mean, "amount_ratio": ratio}[f.family]
 
 
-def _entity_sql(entity: str, config: FeatureConfig, packed_labels: bool) -> str:
+def _entity_sql(entity: str, config: FeatureConfig, plain: dict[str, str | None]) -> str:
     """Subquery of one entity's features keyed by event id (__fc_key), over only the rows that have the entity."""
-    aggs, unpack = _velocity_sql(entity, config) if entity in config.entities else ([], [])
+    aggs, unpack = _velocity_sql(entity, config, plain["amount"]) if entity in config.entities else ([], [])
     if entity in config.risk_entities:
-        risk_aggs, risk_unpack = _risk_sql(entity, config, packed_labels)
+        risk_aggs, risk_unpack = _risk_sql(entity, config, plain["label"])
         aggs, unpack = aggs + risk_aggs, unpack + risk_unpack
     feats = [f"{_entity_feature_sql(f, config)} AS {_q(f.name)}" for f in feature_plan(config) if f.entity == entity]
     return (f"SELECT __fc_key, {', '.join(feats)} FROM (SELECT __fc_key, __fc_t, __fc_amt, {', '.join(unpack)} "
@@ -148,6 +151,15 @@ def _source_columns(con: duckdb.DuckDBPyConnection, source: str, config: Feature
     return types
 
 
+def _plain_columns(con: duckdb.DuckDBPyConnection, typed: str) -> dict[str, str | None]:
+    """The amount and label columns to sum apart (None: packed): not whole numbers, or too large to pack."""
+    fits_amount, fits_label = con.execute(
+        f"SELECT coalesce(sum(abs(CAST(__fc_amu AS HUGEINT))), 0) < {_PACK_LIMIT}, "
+        f"coalesce(bool_and(__fc_y = floor(__fc_y)) AND sum(abs(__fc_y)) < {_PACK_LIMIT}, true) FROM ({typed})"
+    ).fetchall()[0]
+    return {"amount": None if fits_amount else "__fc_amu", "label": None if fits_label else "__fc_y"}
+
+
 def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig,
                    out: Path | None = None) -> duckdb.DuckDBPyRelation:
     """Source rows plus point-in-time features, ordered by (time, id); written to Parquet at ``out`` if given."""
@@ -155,21 +167,22 @@ def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureC
     plan = feature_plan(config)
     amount = f"CAST({_q(config.amount)} AS DOUBLE)" if config.amount else "CAST(NULL AS DOUBLE)"
     label = f"coalesce(CAST({_q(config.label)} AS DOUBLE), 0)" if config.label else "0"
-    packed_labels = not config.label or types[config.label].upper() in _INTEGRAL
+    typed = (f"SELECT *, {_q(config.event_id)} AS __fc_key, "
+             f"{_time_us_sql(config, types[config.event_time])} AS __fc_t, {amount} AS __fc_amt, "
+             f"CAST(floor({amount} * 1e6 + 0.5) AS BIGINT) AS __fc_amu, {label} AS __fc_y "
+             f"FROM {_q(source)}")
+    plain = _plain_columns(con, typed)
+    velocity = _pack_sql("NULL" if plain["amount"] else "__fc_amu", "__fc_amu")
+    risk = _pack_sql("NULL" if plain["label"] else "CAST(__fc_y AS BIGINT)", "__fc_y")
     entities = list(dict.fromkeys([*config.entities, *config.risk_entities]))
     alias = {e: f"__fc_e{j}" for j, e in enumerate(entities)}
     names = {f.name for f in plan}
     cols = [f"b.{_q(c)}" for c in types if c not in names]
     cols += [f"{_CALENDAR_SQL[f.family]} AS {_q(f.name)}" if f.entity is None else f"{alias[f.entity]}.{_q(f.name)}"
              for f in plan]
-    joins = "".join(f" LEFT JOIN ({_entity_sql(e, config, packed_labels)}) AS {alias[e]} "
-                    f"ON {alias[e]}.__fc_key = b.__fc_key" for e in entities)
-    units = "CAST(floor(__fc_amt * 1e6 + 0.5) AS BIGINT)"
-    sql = (f"WITH typed AS (SELECT *, {_q(config.event_id)} AS __fc_key, "
-           f"{_time_us_sql(config, types[config.event_time])} AS __fc_t, "
-           f"{amount} AS __fc_amt, {label} AS __fc_y FROM {_q(source)}), "
-           f"base AS MATERIALIZED (SELECT *, {units} AS __fc_amu, {_pack_sql('NULL', '__fc_amt')} AS __fc_vp, "
-           f"{_pack_sql('CAST(__fc_y AS BIGINT)' if packed_labels else 'NULL', 'NULL')} AS __fc_rp FROM typed) "
+    joins = "".join(f" LEFT JOIN ({_entity_sql(e, config, plain)}) AS {alias[e]} ON {alias[e]}.__fc_key = b.__fc_key"
+                    for e in entities)
+    sql = (f"WITH base AS MATERIALIZED (SELECT *, {velocity} AS __fc_vp, {risk} AS __fc_rp FROM ({typed})) "
            f"SELECT {', '.join(cols)} FROM base AS b{joins} ORDER BY b.__fc_t, b.{_q(config.event_id)}")
     rel = con.sql(sql)
     if out is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudcore import features_batch
 from fraudcore.errors import DataContractError, FraudcoreError
 from fraudcore.features import FeatureConfig, feature_names, handbook_spec, history_lookback
 from fraudcore.features_batch import build_features, build_features_file, build_features_frame
@@ -128,6 +129,25 @@ def test_online_features_need_only_the_lookback_slice(events):
         recent = events[events["ts"] > event["ts"] - lookback]
         assert online_features(event, recent, config) == pytest.approx(online_features(event, events, config),
                                                                        nan_ok=True, rel=1e-12)
+
+
+def test_packed_window_sums_equal_plain_window_sums(events, monkeypatch):
+    config = _config()
+    packed = build_features_frame(events, config)
+    monkeypatch.setattr(features_batch, "_PACK_LIMIT", 0)  # nothing fits: every sum is taken apart
+    pd.testing.assert_frame_equal(build_features_frame(events, config), packed, check_exact=True)
+
+
+@pytest.mark.parametrize("change", ["huge amounts", "fractional labels"])
+def test_online_equals_batch_when_sums_are_too_large_or_fractional_to_pack(events, change):
+    rng = np.random.default_rng(4)
+    frame = (events.assign(amt=events["amt"] * 1e8) if change == "huge amounts"  # |amounts| sum past 2**62 units
+             else events.assign(fraud=rng.random(len(events)).round(3)))
+    config = _config()
+    batch = build_features_frame(frame, config)
+    for i in rng.choice(len(frame), 300, replace=False):
+        event = frame.iloc[i].to_dict()
+        _assert_same(batch.iloc[i][feature_names(config)].to_dict(), online_features(event, frame, config), change)
 
 
 # 3. No leakage ------------------------------------------------------------------------------------------------
