@@ -143,16 +143,25 @@ def precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) ->
 
 
 def card_precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, entity: ArrayLike, k: int) -> float:
-    """Handbook card precision top-k: per day rank entities by their max score; share of the top k with a fraud."""
+    """Handbook card precision top-k: day by day, rank entities by their max score and take the share of the top k
+    with a fraud that day; as in the handbook, entities already caught (a fraud in an earlier day's top k) are left
+    out of later days, since their card is blocked once detected."""
     ent = pd.Series(np.asarray(entity).ravel())
     if ent.size != y.size:
         raise FraudcoreError(f"entity has {ent.size} values but y_true has {y.size}; pass one entity per event")
     if ent.isna().any():
         raise FraudcoreError(f"entity has {int(ent.isna().sum())} missing values; fill them or drop those events")
     frame = pd.DataFrame({"day": day, "entity": ent.to_numpy(), "score": score, "y": y})
-    cards = frame.groupby(["day", "entity"], sort=True).agg(score=("score", "max"), y=("y", "max"))
-    days = cards.index.get_level_values("day").to_numpy()
-    return precision_at_k(cards["y"].to_numpy(), cards["score"].to_numpy(), days, k)
+    cards = frame.groupby(["day", "entity"], sort=True).agg(score=("score", "max"), y=("y", "max")).reset_index()
+    caught: set = set()
+    per_day = []
+    for _, today in cards.groupby("day", sort=True):
+        today = today[~today["entity"].isin(caught)]
+        top = today.sort_values("score", ascending=False, kind="stable").head(k)
+        hits = top.loc[top["y"] > 0, "entity"]
+        per_day.append(len(hits) / k)
+        caught.update(hits)
+    return float(np.mean(per_day))
 
 
 def sweep(

@@ -65,6 +65,16 @@ def test_card_precision_at_k_two_days_by_hand(topk: pd.DataFrame) -> None:
     assert _evaluate_topk(topk, 1)["card_precision_at_k"] == pytest.approx(0.5)
 
 
+def test_card_precision_leaves_out_cards_caught_on_earlier_days() -> None:
+    # Day 1: card A (fraud, 0.9) and B (legit, 0.8). k=1 -> A caught, 1/1.
+    # Day 2: A again (fraud, 0.95) is left out because it was caught; B (legit, 0.7) tops the day -> 0/1.
+    # Mean 0.5; without the removal day 2 would count A again and the mean would be 1.0.
+    frame = pd.DataFrame({
+        "time": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-02 10:00", "2024-01-02 11:00"]),
+        "entity": ["A", "B", "A", "B"], "score": [0.9, 0.8, 0.95, 0.7], "y": [1, 0, 1, 0]})
+    assert _evaluate_topk(frame, 1)["card_precision_at_k"] == pytest.approx(0.5)
+
+
 def test_top_k_accepts_seconds(topk: pd.DataFrame) -> None:
     seconds = (topk.time - pd.Timestamp("2024-01-01")).dt.total_seconds().to_numpy()
     result = evaluate(topk.y, topk.score, 0.5, event_time=seconds, entity=topk.entity, k=3)

@@ -1,0 +1,182 @@
+"""Scorer: loading (champion by default), event validation, online scoring with history, frames, reasons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudcore.config import get_paths
+from fraudcore.errors import DataContractError, ModelArtifactError
+from fraudcore.features import feature_names
+from fraudcore.registry import promote
+from fraudcore.scoring import EventValidationError, FrameHistory, Scorer
+from fraudcore.simulate import generate, world_for_rows
+from fraudcore.training import TrainRequest, train
+
+MODEL_ID = "score-xgb"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A small model trained once per session, its registry and the events it was trained on."""
+
+    root: Path
+    model_id: str
+    frame: pd.DataFrame
+    parquet: Path
+
+
+_TRAINED: list[Trained] = []
+
+
+def train_once(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The shared small model, trained the first time any test module asks for it."""
+    if not _TRAINED:
+        folder = tmp_path_factory.mktemp("scoring")
+        frame = generate(rows=12_000, world=world_for_rows(12_000, seed=5, days=10))
+        parquet = folder / "events.parquet"
+        frame.to_parquet(parquet, index=False)
+        train(parquet, TrainRequest(model_id=MODEL_ID, search_minutes=0), root=folder / "artifacts")
+        _TRAINED.append(Trained(folder / "artifacts", MODEL_ID, frame, parquet))
+    return _TRAINED[0]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Trained:
+    return train_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def scorer(trained) -> Scorer:
+    return Scorer.load(trained.model_id, trained.root)
+
+
+def raw_event(trained: Trained, i: int) -> dict:
+    """Row ``i`` as a raw event the way a caller would send it (no label, no leakage column)."""
+    return trained.frame.drop(columns=["is_fraud", "fraud_scenario"]).iloc[i].to_dict()
+
+
+def test_load_uses_the_champion_and_says_when_there_is_none(trained):
+    shutil.copytree(trained.root / trained.model_id, get_paths().artifacts / trained.model_id)
+    with pytest.raises(ModelArtifactError, match="no champion"):
+        Scorer.load()
+    promote(trained.model_id, who="test", why="scoring test")
+    loaded = Scorer.load()
+    assert loaded.model_id == trained.model_id
+    assert loaded.feature_config is not None and loaded.tiers.high.threshold >= loaded.tiers.medium.threshold
+
+
+def test_score_inputs_matches_the_model(scorer, trained):
+    from fraudcore.features_batch import build_features_frame
+
+    X = build_features_frame(trained.frame.iloc[:500], scorer.feature_config)[scorer.feature_names]
+    out = scorer.score_inputs(X)
+    assert list(out.columns) == ["score", "tier", "model_id"]
+    np.testing.assert_allclose(out["score"], scorer.model.predict_proba(X), rtol=0, atol=1e-12)
+    assert set(out["tier"]) <= {"high", "medium", "low"} and (out["model_id"] == trained.model_id).all()
+    high = out["score"] >= scorer.tiers.high.threshold
+    assert (out.loc[high, "tier"] == "high").all() and not (out.loc[~high, "tier"] == "high").any()
+
+
+def test_validate_event_collects_every_bad_field(scorer, trained):
+    event = raw_event(trained, 100)
+    event.update(event_time="not a time", amount=-5, channel=["pos"], customer_id={"id": 1})
+    del event["terminal_id"]
+    with pytest.raises(EventValidationError) as caught:
+        scorer.validate_event(event)
+    fields = {e["field"] for e in caught.value.errors}
+    assert fields == {"event_time", "amount", "channel", "customer_id", "terminal_id"}
+    assert isinstance(caught.value, DataContractError)
+    messages = {e["field"]: e["message"] for e in caught.value.errors}
+    assert ">= 0" in messages["amount"] and "missing" in messages["terminal_id"]
+    assert "terminal_id" in str(caught.value)
+
+
+@pytest.mark.parametrize("amount", [float("inf"), "abc", True])
+def test_validate_event_refuses_unusable_amounts(scorer, trained, amount):
+    with pytest.raises(EventValidationError) as caught:
+        scorer.validate_event({**raw_event(trained, 3), "amount": amount})
+    assert [e["field"] for e in caught.value.errors] == ["amount"]
+
+
+def test_validate_event_normalises_types(scorer, trained):
+    event = {**raw_event(trained, 10), "event_time": "2025-01-08T10:00:00+01:00", "amount": " 12.5",
+             "event_id": 77.0, "country": "DE", "merchant_category": 5}
+    event.pop("device_id")
+    event["device_id"] = None
+    out = scorer.validate_event(event)
+    assert out["event_time"] == pd.Timestamp("2025-01-08 09:00:00") and out["event_time"].tzinfo is None
+    assert out["amount"] == 12.5 and out["event_id"] == 77 and isinstance(out["event_id"], int)
+    assert out["merchant_category"] == "5" and out["device_id"] is None
+
+
+def test_frame_history_returns_only_matching_entities_in_the_window(trained):
+    history = FrameHistory(trained.frame)
+    row = trained.frame.iloc[6000]
+    until = row["event_time"].to_pydatetime()
+    since = until - pd.Timedelta(days=2)
+    got = history.history({"customer_id": int(row["customer_id"]), "card_id": str(row["card_id"])}, since, until)
+    f = trained.frame
+    expected = f[((f.customer_id == row.customer_id) | (f.card_id == row.card_id))
+                 & (f.event_time >= since) & (f.event_time <= until)]
+    assert len(got) > 1 and sorted(got["event_id"]) == sorted(expected["event_id"])
+
+
+def test_score_event_gives_score_tier_reasons_and_inputs(scorer, trained):
+    history = scorer.frame_history(trained.frame)
+    scored = scorer.score_event(raw_event(trained, 9000), history, k=4)
+    assert 0 <= scored.score <= 1 and scored.tier in {"high", "medium", "low"}
+    assert scored.event_id == int(trained.frame["event_id"].iloc[9000]) and scored.model_id == trained.model_id
+    assert len(scored.reasons) == 4 and all(r["text"] and r["feature"] in scored.features for r in scored.reasons)
+    assert list(scored.features) == scorer.feature_names
+    assert scored.features["customer_id__nb_tx_30d"] >= 1
+    data = json.loads(json.dumps(scored.to_dict()))
+    assert data["score"] == scored.score and len(data["reasons"]) == 4
+
+
+def test_score_event_equals_the_model_on_batch_features(scorer, trained):
+    """The online path (history + online features + numpy) reproduces the batch (DuckDB) features and score."""
+    from fraudcore.features_batch import build_features_frame
+
+    batch = build_features_frame(trained.frame, scorer.feature_config)
+    history = scorer.frame_history(trained.frame)
+    rows = [50, 2500, 7000, 11_999]
+    scored = scorer.score_events([raw_event(trained, i) for i in rows], history)
+    expected = scorer.model.predict_proba(batch.iloc[rows][scorer.feature_names])
+    np.testing.assert_allclose([s.score for s in scored], expected, rtol=0, atol=1e-6)
+    generated = feature_names(scorer.feature_config)
+    for s, i in zip(scored, rows, strict=True):
+        online = np.array([s.features[n] for n in generated], dtype=float)
+        offline = batch.iloc[i][generated].to_numpy(dtype=float, na_value=np.nan)
+        np.testing.assert_allclose(online, offline, rtol=1e-12, atol=1e-9)
+
+
+def test_score_event_without_history_or_id(scorer, trained):
+    event = raw_event(trained, 500)
+    del event["event_id"]
+    scored = scorer.score_event(event)
+    assert scored.event_id is None and 0 <= scored.score <= 1
+    assert scored.features["customer_id__nb_tx_30d"] == 1  # first seen: only itself
+    assert np.isnan(scored.features["customer_id__secs_since_prev"])
+
+
+def test_score_events_reports_every_bad_event_by_position(scorer, trained):
+    good = raw_event(trained, 1)
+    with pytest.raises(EventValidationError) as caught:
+        scorer.score_events([good, {**good, "amount": -1}, {**good, "event_time": None}])
+    assert [e["field"] for e in caught.value.errors] == ["[1].amount", "[2].event_time"]
+
+
+def test_score_event_with_seconds_history_timeline(trained):
+    seconds = trained.frame.assign(t=(trained.frame["event_time"] - pd.Timestamp("2025-01-01")).dt.total_seconds())
+    history = FrameHistory(seconds, "t", time_unit="seconds", time_origin=pd.Timestamp("2025-01-01").to_pydatetime())
+    row = trained.frame.iloc[3000]
+    got = history.history({"customer_id": row["customer_id"]}, row["event_time"] - pd.Timedelta(days=30),
+                          row["event_time"])
+    assert len(got) >= 1 and got["event_id"].max() == row["event_id"]
