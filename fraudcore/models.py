@@ -107,18 +107,22 @@ class XGBoostModel(_Model):
 
     def fit(self, X: pd.DataFrame, y: ArrayLike, X_valid: pd.DataFrame | None = None,
             y_valid: ArrayLike | None = None) -> Self:
-        """Train on ``X``/``y``, stopping when validation average precision stops improving."""
-        if X_valid is None or y_valid is None:
+        """Train on ``X``/``y``, stopping when validation AP stops improving (``early_stopping_rounds=0``: exactly
+        ``n_estimators`` rounds and no validation window, e.g. to refit a chosen configuration on more data)."""
+        stopping = bool(self.early_stopping_rounds)
+        if stopping and (X_valid is None or y_valid is None):
             raise FraudcoreError("xgboost needs X_valid and y_valid for early stopping; pass the validation window")
         spec = self._learn_matrix(X)
         dtrain = xgb.DMatrix(spec.frame(X), label=np.asarray(y), enable_categorical=True, nthread=self.n_jobs)
-        dvalid = xgb.DMatrix(spec.frame(X_valid), label=np.asarray(y_valid), enable_categorical=True,
-                             nthread=self.n_jobs)
-        self.booster_ = xgb.train(self._train_params(), dtrain, num_boost_round=self.n_estimators,
-                                  evals=[(dvalid, "valid")], early_stopping_rounds=self.early_stopping_rounds,
+        evals = []
+        if stopping:
+            evals = [(xgb.DMatrix(spec.frame(X_valid), label=np.asarray(y_valid), enable_categorical=True,
+                                  nthread=self.n_jobs), "valid")]
+        self.booster_ = xgb.train(self._train_params(), dtrain, num_boost_round=self.n_estimators, evals=evals,
+                                  early_stopping_rounds=self.early_stopping_rounds if stopping else None,
                                   verbose_eval=False)
         self.booster_.set_param({"device": "cpu"})  # score where the data lives, as a loaded model does
-        self.best_iteration_ = int(self.booster_.best_iteration)
+        self.best_iteration_ = int(self.booster_.best_iteration) if stopping else self.n_estimators - 1
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

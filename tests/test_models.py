@@ -183,3 +183,13 @@ def test_load_reports_a_missing_file(fitted: dict, tmp_path: Path) -> None:
 def test_unfitted_model_says_so(windows: dict) -> None:
     with pytest.raises(FraudcoreError, match="not fitted"):
         LogRegModel().predict_proba(windows["test"][0])
+
+
+def test_xgboost_without_early_stopping_trains_exactly_n_estimators_without_a_validation_window():
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = (X["a"] + rng.normal(scale=0.5, size=2000) > 1.5).astype(int).to_numpy()
+    model = make_model("xgboost", n_estimators=17, early_stopping_rounds=0, n_jobs=1).fit(X, y)
+    assert model.best_iteration_ == 16 and model.booster_.num_boosted_rounds() == 17
+    with pytest.raises(FraudcoreError, match="X_valid"):
+        make_model("xgboost", n_estimators=5, n_jobs=1).fit(X, y)
