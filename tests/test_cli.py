@@ -11,7 +11,7 @@ import pytest
 from fraudcore.cli import build_parser, main
 from tests.conftest import REPO
 
-COMMANDS = ["paths", "inspect", "generate", "features", "bench"]
+COMMANDS = ["paths", "inspect", "generate", "features", "train", "evaluate", "models", "promote", "bench"]
 
 
 def test_help_lists_every_command():
