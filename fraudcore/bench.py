@@ -48,9 +48,13 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None, minutes: floa
         if not path.exists():
             raise FraudcoreError(f"{path} not found: pass --data PATH (a CSV/Parquet with an id, time and entities)")
         return {"bench": what, **bench_features(path), **machine()}
+    if what == "score":
+        from fraudcore.batch import bench_score
+
+        return {"bench": what, **bench_score(rows=rows), **machine()}
     if what == "quality":
         return {"bench": what, "cases": quality(search_minutes=minutes), **machine()}
-    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features or quality")
+    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features, score or quality")
 
 
 def quality(search_minutes: float = 1.0, cases: list[str] | None = None,

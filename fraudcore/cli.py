@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--why", default="", help="why (kept in champion.json)")
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("bench", help="benchmarks: time generate or features and print JSON")
-    p.add_argument("what", choices=["generate", "features", "quality"])
+    p = sub.add_parser("bench", help="benchmarks: generate, features, score (batch file) or quality (real data)")
+    p.add_argument("what", choices=["generate", "features", "score", "quality"])
     p.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (generate)")
     p.add_argument("--data", help="input file (features; default ../shared/data/handbook_raw.parquet)")
     p.add_argument("--search-minutes", type=float, default=1.0, help="search budget per model (quality)")
