@@ -140,27 +140,42 @@ def _encoding_problem(path: Path, message: str, encoding: str) -> DataContractEr
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None, encoding: str) -> None:
+    """Read a CSV into the table; a column whose type guess fails past the sniffed sample is re-read as text.
+
+    That way a stray 'n/a' on row 30,000 of a numeric column becomes a validation problem with its row numbers
+    ("numbers stored as text") instead of a crash.
+    """
     if encoding not in ENCODINGS:
         raise DataContractError(f"encoding {encoding!r} is not supported; use one of {', '.join(ENCODINGS)}")
-    options = "header = true, encoding = ?"
-    params: list = [str(path), encoding]
-    if delimiter is not None:
-        options += ", delim = ?"
-        params.append(delimiter)
-    sql = f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM read_csv(?, {options})"
-    try:
-        con.execute(sql, params)
-    except duckdb.InvalidInputException as exc:
-        text = str(exc)
-        if "unicode" in text.lower() or "encod" in text.lower():
-            raise _encoding_problem(path, text, encoding) from exc
-        guess = _likely_delimiter(_first_line(path, encoding))
-        hint = f" The header line looks {_show(guess)}-separated." if guess else ""
-        raise DataContractError(
-            f"{path.name} could not be split into columns"
-            f"{' with delimiter ' + _show(delimiter) if delimiter else ''}.{hint} "
-            "Check the delimiter (leave it empty to auto-detect) and that every row has the same number of fields."
-        ) from exc
+    as_text: dict[str, str] = {}
+    while True:
+        options = "header = true, encoding = ?" + (", delim = ?" if delimiter is not None else "")
+        params: list = [str(path), encoding] + ([delimiter] if delimiter is not None else [])
+        if as_text:
+            options += ", types = ?"
+            params.append(dict(as_text))
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM read_csv(?, {options})", params)
+            return
+        except duckdb.ConversionException as exc:
+            column = re.search(r'converting column "(.+?)"', str(exc))
+            if not column or column.group(1) in as_text:
+                raise DataContractError(f"{path.name}: {str(exc).splitlines()[0]}; fix that value") from exc
+            as_text[column.group(1)] = "VARCHAR"
+        except duckdb.InvalidInputException as exc:
+            raise _unsplittable(path, str(exc), delimiter, encoding) from exc
+
+
+def _unsplittable(path: Path, text: str, delimiter: str | None, encoding: str) -> DataContractError:
+    if "unicode" in text.lower() or "encod" in text.lower():
+        return _encoding_problem(path, text, encoding)
+    guess = _likely_delimiter(_first_line(path, encoding))
+    hint = f" The header line looks {_show(guess)}-separated." if guess else ""
+    return DataContractError(
+        f"{path.name} could not be split into columns"
+        f"{' with delimiter ' + _show(delimiter) if delimiter else ''}.{hint} "
+        "Check the delimiter (leave it empty to auto-detect) and that every row has the same number of fields."
+    )
 
 
 def _check_single_column(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, delimiter: str | None) -> None:

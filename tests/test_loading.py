@@ -81,3 +81,13 @@ def test_frame_rows_keep_file_order(tmp_path):
     ds = load_frame(frame)
     assert ds.frame()["x"].tolist() == list(range(1000, 0, -1))
     assert ds.frame(limit=3)["x"].tolist() == [1000, 999, 998]
+
+
+def test_bad_value_past_the_type_sample_becomes_a_validation_problem(tmp_path):
+    from fraudcore.dataset import open_dataset
+
+    lines = ["event_id,amount,is_fraud"] + [f"{i},{i * 1.5},0" for i in range(30_000)] + ["30000,abc,1"]
+    opened = open_dataset(write_bytes(tmp_path, "late.csv", ("\n".join(lines) + "\n").encode()))
+    assert opened.data.n_rows == 30_001 and opened.spec.amount == "amount"
+    problem = next(p for p in opened.report.errors if p.kind == "number_as_text")
+    assert problem.column == "amount" and problem.rows == [30_001] and problem.values == ["'abc'"]
