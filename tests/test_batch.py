@@ -18,19 +18,9 @@ from fraudcore.registry import promote
 from fraudcore.scoring import Scorer
 from fraudcore.simulate import generate, world_for_rows
 from fraudcore.training import TrainRequest, train
-from tests.test_scoring import Trained, raw_event, train_once
+from tests.conftest import Trained, raw_event
 
 ADDED = ["score", "tier", "model_id", "reason_1", "reason_2", "reason_3"]
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Trained:
-    return train_once(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def scorer(trained) -> Scorer:
-    return Scorer.load(trained.model_id, trained.root)
 
 
 @pytest.fixture(scope="module")

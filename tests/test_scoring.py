@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,50 +14,7 @@ from fraudcore.errors import DataContractError, ModelArtifactError
 from fraudcore.features import feature_names
 from fraudcore.registry import promote
 from fraudcore.scoring import EventValidationError, FrameHistory, Scorer
-from fraudcore.simulate import generate, world_for_rows
-from fraudcore.training import TrainRequest, train
-
-MODEL_ID = "score-xgb"
-
-
-@dataclass(frozen=True)
-class Trained:
-    """A small model trained once per session, its registry and the events it was trained on."""
-
-    root: Path
-    model_id: str
-    frame: pd.DataFrame
-    parquet: Path
-
-
-_TRAINED: list[Trained] = []
-
-
-def train_once(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The shared small model, trained the first time any test module asks for it."""
-    if not _TRAINED:
-        folder = tmp_path_factory.mktemp("scoring")
-        frame = generate(rows=12_000, world=world_for_rows(12_000, seed=5, days=10))
-        parquet = folder / "events.parquet"
-        frame.to_parquet(parquet, index=False)
-        train(parquet, TrainRequest(model_id=MODEL_ID, search_minutes=0), root=folder / "artifacts")
-        _TRAINED.append(Trained(folder / "artifacts", MODEL_ID, frame, parquet))
-    return _TRAINED[0]
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Trained:
-    return train_once(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def scorer(trained) -> Scorer:
-    return Scorer.load(trained.model_id, trained.root)
-
-
-def raw_event(trained: Trained, i: int) -> dict:
-    """Row ``i`` as a raw event the way a caller would send it (no label, no leakage column)."""
-    return trained.frame.drop(columns=["is_fraud", "fraud_scenario"]).iloc[i].to_dict()
+from tests.conftest import raw_event
 
 
 def test_load_uses_the_champion_and_says_when_there_is_none(trained):
