@@ -13,8 +13,11 @@ apart instead.
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -215,13 +218,21 @@ def build_features_file(in_path: str | Path, out_path: str | Path, preset: str =
     ds = load_dataset(in_path)
     spec = spec or infer_spec(ds)
     config = FeatureConfig.from_spec(typed_spec(spec), preset)
+    out = Path(out_path)
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
     try:
         report(0.2, f"computing {len(feature_names(config))} features on {ds.n_rows:,} rows")
-        build_features(ds.con, ds.typed_view(spec), config, out=Path(out_path))
+        build_features(ds.con, ds.typed_view(spec), config, out=partial)
+        spec_file = out.with_name(out.stem + ".spec.json")
+        spec_file.write_text(json.dumps({"spec": json.loads(spec.to_json()), "features": config.to_dict(),
+                                         "source": str(in_path)}, indent=2, default=str), encoding="utf-8")
+        os.replace(partial, out)  # nothing half-written under the output name
     finally:
+        partial.unlink(missing_ok=True)
         ds.con.close()
     report(1.0, "done")
-    return {"rows": ds.n_rows, "seconds": round(time.perf_counter() - start, 3), "features": feature_names(config)}
+    return {"rows": ds.n_rows, "seconds": round(time.perf_counter() - start, 3), "features": feature_names(config),
+            "spec": str(spec_file)}
 
 
 def bench_features(path: str | Path) -> dict[str, Any]:

@@ -281,6 +281,9 @@ def test_build_features_file_round_trip_and_contract_errors(tiny, tmp_path):
     info = build_features_file(src, tmp_path / "out.parquet", spec=spec, progress=lambda f, t: seen.append(f))
     written = pd.read_parquet(tmp_path / "out.parquet")
     assert info["rows"] == len(tiny) == len(written) and seen[-1] == 1.0
+    saved = json.loads((tmp_path / "out.spec.json").read_text())  # the spec travels with what was derived
+    assert saved["spec"]["entities"] == ["card", "shop"] and saved["features"]["event_id"] == "tx"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
     assert list(written.columns) == list(tiny.columns) + info["features"]
     assert written["tx"].tolist() == [1, 2, 3, 4, 10, 5, 6, 7, 8, 9, 11, 12, 13]  # ordered by (time, id)
     with pytest.raises(DataContractError, match="missing"):
