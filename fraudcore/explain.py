@@ -20,7 +20,8 @@ from scipy.special import expit
 from fraudcore.errors import FraudcoreError
 from fraudcore.matrix import MatrixSpec
 
-__all__ = ["Explanation", "Reason", "explain", "reason_text", "reasons_frame", "top_reasons"]
+__all__ = ["Explanation", "Reason", "explain", "explain_records", "reason_text", "reasons_frame",
+           "record_reasons", "top_reasons"]
 
 Rows = pd.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 SINGLE_THREAD_ROWS = 64  # up to this many rows are explained on one thread (see _TreeExplainer)
@@ -184,5 +185,26 @@ def explain(model: Any, X: Rows) -> Explanation:
     return Explanation(values, base, _inputs(spec, explainer.dtypes, A, index), list(spec.feature_names))
 
 
+def explain_records(model: Any, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray,
+                                                                                list[dict[str, Any]]]:
+    """``explain`` of records without building a DataFrame: contributions, base values and each row's inputs as a
+    dict (numbers as floats, categories as their label, None when unknown), the values ``Explanation.data`` holds."""
+    explainer = _explainer(model)
+    spec = explainer.spec
+    A = spec.numpy(list(records))
+    if len(A):
+        values, base = explainer.contributions(A)
+    else:
+        values, base = np.zeros((0, len(spec.feature_names))), np.zeros(0)
+    k, levels = spec.n_numeric, [list(v) for v in spec.categorical.values()]
+    inputs = []
+    for row in A:
+        data = dict(zip(spec.numeric, row[:k].tolist(), strict=True))
+        for column, names, code in zip(spec.categorical, levels, row[k:].tolist(), strict=True):
+            data[column] = None if code != code or code < 0 else names[int(code)]
+        inputs.append(data)
+    return values, base, inputs
+
+
 # Reasons live in fraudcore.reasons; re-exported here so callers can take explanations and reasons from one place.
-from fraudcore.reasons import Reason, reason_text, reasons_frame, top_reasons  # noqa: E402
+from fraudcore.reasons import Reason, reason_text, reasons_frame, record_reasons, top_reasons  # noqa: E402

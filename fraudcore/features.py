@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from fraudcore.errors import FraudcoreError
@@ -180,6 +181,12 @@ def _feature_name(config: FeatureConfig, family: Family, entity: str | None, win
 
 def feature_plan(config: FeatureConfig) -> list[Feature]:
     """Every feature the config produces, in output order: calendar, entity velocity, delayed risk."""
+    return list(cached_plan(config))
+
+
+@lru_cache(maxsize=64)
+def cached_plan(config: FeatureConfig) -> tuple[Feature, ...]:
+    """``feature_plan`` built once per config (the online path reads it for every event)."""
     specs: list[tuple[Family, str | None, timedelta | None]] = [(p, None, None) for p in config.calendar]
     for entity in config.entities:
         for w in config.windows:
@@ -193,7 +200,7 @@ def feature_plan(config: FeatureConfig) -> list[Feature]:
     for entity in config.risk_entities or ():
         for w in config.risk_windows:
             specs += [("nb_tx_delay", entity, w), ("risk", entity, w)]
-    return [Feature(_feature_name(config, f, e, w), f, e, w) for f, e, w in specs]
+    return tuple(Feature(_feature_name(config, f, e, w), f, e, w) for f, e, w in specs)
 
 
 def feature_names(config: FeatureConfig) -> list[str]:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fraudcore.errors import DataContractError
-from fraudcore.features import FeatureConfig, feature_plan, history_lookback, origin_us, to_us
+from fraudcore.features import FeatureConfig, cached_plan, history_lookback, origin_us, to_us
 
-__all__ = ["event_time_us", "history_lookback", "online_features", "times_us"]
+__all__ = ["HistoryArrays", "event_time_us", "history_arrays", "history_lookback", "online_features",
+           "online_features_arrays", "times_us"]
 
 NAN = float("nan")
 
@@ -102,31 +105,78 @@ def _check_columns(event: Mapping[str, Any], history: pd.DataFrame, config: Feat
                                 f"history lacks {missing_history}")
 
 
+@dataclass(frozen=True)
+class HistoryArrays:
+    """History as numpy columns: times (int64 µs), ids, amounts and labels (floats; unknown labels as 0) and the
+    entity columns the features compare with the event."""
+
+    times: np.ndarray
+    ids: np.ndarray
+    amounts: np.ndarray
+    labels: np.ndarray
+    entities: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One feature of the plan with its windows already in microseconds."""
+
+    name: str
+    family: str
+    entity: str | None
+    window_us: int
+
+
+@lru_cache(maxsize=64)
+def _steps(config: FeatureConfig) -> tuple[_Step, ...]:
+    """The feature plan of ``config`` ready for the online loop (built once per config)."""
+    longest = to_us(config.windows[-1]) if config.windows else 0
+    return tuple(_Step(f.name, f.family, f.entity,
+                       longest if f.family == "secs_since_prev" else to_us(f.window) if f.window else 0)
+                 for f in cached_plan(config))
+
+
+def history_arrays(history: pd.DataFrame, config: FeatureConfig) -> HistoryArrays:
+    """The columns of a history frame that the online features read, as numpy arrays."""
+    n = len(history)
+    if not n:
+        empty = np.empty(0)
+        return HistoryArrays(np.empty(0, dtype=np.int64), empty, empty, empty, {})
+    entities = dict.fromkeys([*config.entities, *(config.risk_entities or ())])
+    return HistoryArrays(
+        times=times_us(history[config.event_time], config),
+        ids=history[config.event_id].to_numpy(),
+        amounts=_floats(history[config.amount]) if config.amount else np.full(n, NAN),
+        labels=np.nan_to_num(_floats(history[config.label])) if config.label else np.zeros(n),
+        entities={e: history[e].to_numpy() for e in entities},
+    )
+
+
 def online_features(event: Mapping[str, Any], history: pd.DataFrame, config: FeatureConfig) -> dict[str, float]:
     """The features of one event, from the history rows that precede it in (time, id) order."""
     _check_columns(event, history, config)
+    return online_features_arrays(event, history_arrays(history, config), config)
+
+
+def online_features_arrays(event: Mapping[str, Any], history: HistoryArrays,
+                           config: FeatureConfig) -> dict[str, float]:
+    """``online_features`` on history already held as numpy columns (the scorer's per-event fast path)."""
     t0, id0 = event_time_us(event[config.event_time], config), event[config.event_id]
     amount = NAN if not config.amount or _missing(event[config.amount]) else float(event[config.amount])
-    if len(history):
-        times = times_us(history[config.event_time], config)
-        ids = history[config.event_id].to_numpy()
-        before = (times < t0) | ((times == t0) & (ids < id0))
-    else:
-        times, before = np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
-    amounts = _floats(history[config.amount]) if config.amount and len(history) else np.full(len(times), NAN)
-    labels = np.nan_to_num(_floats(history[config.label])) if config.label and len(history) else np.zeros(len(times))
+    times = history.times
+    before = (times < t0) | ((times == t0) & (history.ids < id0)) if len(times) else np.empty(0, dtype=bool)
     cache: dict[str, np.ndarray | None] = {}
 
     def rows_of(entity: str) -> np.ndarray | None:
         """Positions of the entity's earlier events (None when the event has no value for it)."""
         if entity not in cache:
             value = event[entity]
-            same = history[entity].to_numpy() == value if len(history) else before
+            same = history.entities[entity] == value if len(times) else before
             cache[entity] = None if _missing(value) else np.flatnonzero(before & same)
         return cache[entity]
 
     cal, out = calendar(t0), {}
-    for f in feature_plan(config):
+    for f in _steps(config):
         if f.entity is None:
             out[f.name] = cal[f.family]
             continue
@@ -136,14 +186,14 @@ def online_features(event: Mapping[str, Any], history: pd.DataFrame, config: Fea
             continue
         ts = times[rows]
         if f.family == "nb_tx":
-            out[f.name] = nb_tx(ts, t0, to_us(f.window))
+            out[f.name] = nb_tx(ts, t0, f.window_us)
         elif f.family == "avg_amount":
-            out[f.name] = avg_amount(ts, amounts[rows], t0, amount, to_us(f.window))
+            out[f.name] = avg_amount(ts, history.amounts[rows], t0, amount, f.window_us)
         elif f.family == "amount_ratio":
-            out[f.name] = amount_ratio(amount, avg_amount(ts, amounts[rows], t0, amount, to_us(f.window)))
+            out[f.name] = amount_ratio(amount, avg_amount(ts, history.amounts[rows], t0, amount, f.window_us))
         elif f.family == "secs_since_prev":
-            out[f.name] = secs_since_prev(ts, t0, to_us(config.windows[-1]))
+            out[f.name] = secs_since_prev(ts, t0, f.window_us)
         else:
-            count, share = delayed_risk(ts, labels[rows], t0, to_us(config.label_delay), to_us(f.window))
+            count, share = delayed_risk(ts, history.labels[rows], t0, to_us(config.label_delay), f.window_us)
             out[f.name] = count if f.family == "nb_tx_delay" else share
     return out

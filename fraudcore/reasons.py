@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -24,7 +24,7 @@ from fraudcore.features import Feature, FeatureConfig, feature_plan, parse_windo
 if TYPE_CHECKING:
     from fraudcore.explain import Explanation
 
-__all__ = ["Reason", "reason_text", "reasons_frame", "top_reasons"]
+__all__ = ["Reason", "reason_text", "reasons_frame", "record_reasons", "top_reasons"]
 
 @dataclass(frozen=True)
 class Reason:
@@ -74,25 +74,42 @@ def top_reasons(expl: Explanation, k: int = 3,
     """
     if k < 1:
         raise FraudcoreError(f"k must be at least 1 (reasons per event); got {k}")
-    config = _as_config(feature_config)
-    terms = _glossary(tuple(expl.feature_names), config)
+    terms = _glossary(tuple(expl.feature_names), _as_config(feature_config))
     data = expl.data
     categorical = {c for c, dtype in data.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)}
     table = data.to_numpy(dtype=object)
     columns = {c: table[:, j] for j, c in enumerate(data.columns)}
     margin = expl.margin
-    out = []
-    for i in range(len(expl)):
-        row, reasons = _Columns(columns, i), []
-        for j in _picked(expl.values[i], k):
-            name, c = expl.feature_names[j], float(expl.values[i, j])
-            value = None if _missing(row[name]) else row[name]
-            value = float(value) if isinstance(value, float | np.floating) else value
-            text = _sentence(name, value, row, terms, name in categorical)
-            delta = float(expit(margin[i]) - expit(margin[i] - c))
-            reasons.append(Reason(name, value, c, delta, "raises" if c > 0 else "lowers", text))
-        out.append(reasons)
-    return out
+    return [_row_reasons(expl.values[i], margin[i], _Columns(columns, i), expl.feature_names, categorical, terms, k)
+            for i in range(len(expl))]
+
+
+def record_reasons(values: np.ndarray, base_values: np.ndarray, inputs: Sequence[Mapping[str, Any]],
+                   feature_names: list[str], categorical: Collection[str], k: int = 3,
+                   feature_config: FeatureConfig | Mapping[str, Any] | None = None) -> list[list[Reason]]:
+    """``top_reasons`` from contributions and each row's inputs as a mapping (the one-event path, no DataFrame);
+    ``categorical`` names the category columns."""
+    if k < 1:
+        raise FraudcoreError(f"k must be at least 1 (reasons per event); got {k}")
+    terms = _glossary(tuple(feature_names), _as_config(feature_config))
+    margin = base_values + values.sum(axis=1)
+    categorical = set(categorical)
+    return [_row_reasons(values[i], margin[i], row, feature_names, categorical, terms, k)
+            for i, row in enumerate(inputs)]
+
+
+def _row_reasons(values: np.ndarray, margin: float, row: Mapping[str, Any], feature_names: list[str],
+                 categorical: set[str], terms: _Glossary, k: int) -> list[Reason]:
+    """The top ``k`` reasons of one row."""
+    reasons = []
+    for j in _picked(values, k):
+        name, c = feature_names[j], float(values[j])
+        value = None if _missing(row[name]) else row[name]
+        value = float(value) if isinstance(value, float | np.floating) else value
+        text = _sentence(name, value, row, terms, name in categorical)
+        delta = float(expit(margin) - expit(margin - c))
+        reasons.append(Reason(name, value, c, delta, "raises" if c > 0 else "lowers", text))
+    return reasons
 
 
 def reasons_frame(expl: Explanation, k: int = 3,

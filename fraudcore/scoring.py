@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from fraudcore.errors import DataContractError, FraudcoreError, ModelArtifactError
-from fraudcore.explain import explain, top_reasons
+from fraudcore.explain import explain_records, record_reasons
 from fraudcore.features import FeatureConfig, history_lookback
-from fraudcore.features_online import online_features
+from fraudcore.features_online import HistoryArrays, history_arrays, online_features, online_features_arrays
 from fraudcore.registry import ModelMetadata, champion_id, load_model, required_columns
 from fraudcore.thresholds import assign_tiers
 
@@ -70,9 +70,14 @@ class FrameHistory:
         self.frame = frame.astype({c: object for c in frame.columns if pd.api.types.is_string_dtype(frame[c])})
         self._us = stamps.to_numpy()[order].astype("datetime64[us]").astype(np.int64)
         self._index: dict[str, dict[Any, np.ndarray]] = {}
+        self._arrays: dict[FeatureConfig, HistoryArrays | None] = {}
 
     def history(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> pd.DataFrame:
         """Rows whose entity columns match any given value, with event time in [since, until]."""
+        return self.frame.iloc[self.rows(entities, since, until)]
+
+    def rows(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> np.ndarray:
+        """Positions in ``frame`` (ascending) of the rows ``history`` returns."""
         lo, hi = _us(since), _us(until)
         picked = []
         for column, value in entities.items():
@@ -80,8 +85,20 @@ class FrameHistory:
                 rows = self._positions(column, value)  # ascending, so in time order
                 t = self._us[rows]
                 picked.append(rows[np.searchsorted(t, lo, "left"):np.searchsorted(t, hi, "right")])
-        rows = np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
-        return self.frame.iloc[rows]
+        return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
+
+    def arrays(self, config: FeatureConfig) -> HistoryArrays | None:
+        """The whole frame as the online features' numpy columns (built once per config), or None where the
+        general path must run: a time column that is not already datetimes, or a column the features need is
+        absent."""
+        if config not in self._arrays:
+            needed = [c for c in config.columns if c != config.label]
+            fits = config.time_unit == "timestamp" and all(c in self.frame.columns for c in needed) and \
+                pd.api.types.is_datetime64_any_dtype(self.frame[config.event_time])
+            full = self.frame if not config.label or config.label in self.frame.columns else \
+                self.frame.assign(**{config.label: np.nan})
+            self._arrays[config] = history_arrays(full, config) if fits and len(full) else None
+        return self._arrays[config]
 
     def _positions(self, column: str, value: Any) -> np.ndarray:
         """Rows holding ``value`` in ``column`` (a digit string finds an integer id and vice versa)."""
@@ -193,6 +210,10 @@ class Scorer:
         if cfg is None:
             return {}
         t0 = event[cfg.event_time]
+        if isinstance(history, FrameHistory) and self.spec.time_unit == "timestamp":
+            fast = self._features_in_memory(event, history)
+            if fast is not None:
+                return fast
         frame = self._empty_history
         if history is not None:
             keys = {e: event.get(e) for e in self.entities if not _missing(event.get(e))}
@@ -226,10 +247,34 @@ class Scorer:
         """Exact top-``k`` reasons per record of model inputs (empty lists for a model without contributions)."""
         if not self.explainable or not records:
             return [[] for _ in records]
-        expl = explain(self._event_model, list(records))
-        return [[asdict(r) for r in row] for row in top_reasons(expl, k, self.feature_config)]
+        values, base, inputs = explain_records(self._event_model, list(records))
+        return [[asdict(r) for r in row] for row in record_reasons(values, base, inputs, self.feature_names,
+                                                                   self.matrix.categorical, k, self.feature_config)]
 
     # ---- helpers ------------------------------------------------------------------------------------------------
+
+    def _features_in_memory(self, event: dict[str, Any], history: FrameHistory) -> dict[str, float] | None:
+        """``features`` from a FrameHistory's numpy columns, with the same rows and alignment as the frame path
+        (None where that path must run instead)."""
+        cfg = self.feature_config
+        full = history.arrays(cfg)
+        if full is None or any(c not in event for c in cfg.columns if c != cfg.label):
+            return None
+        t0 = event[cfg.event_time]
+        keys = {e: event.get(e) for e in self.entities if not _missing(event.get(e))}
+        rows = history.rows(keys, (t0 - self.lookback).to_pydatetime(), t0.to_pydatetime())
+        if not len(rows):
+            part = history_arrays(self._empty_history, cfg)
+        else:
+            dtypes = history.frame.dtypes
+            event = {**event, **{e: _like_kind(dtypes[e], full.entities[e][rows[0]], event[e]) for e in self.entities}}
+            part = HistoryArrays(full.times[rows], full.ids[rows], full.amounts[rows], full.labels[rows],
+                                 {e: column[rows] for e, column in full.entities.items()})
+        if _missing(event.get(cfg.event_id)):  # no id: the event comes after every history row at its time
+            part = HistoryArrays(part.times, np.zeros(len(rows), dtype=np.int64), part.amounts, part.labels,
+                                 part.entities)
+            event = {**event, cfg.event_id: 1}
+        return online_features_arrays(event, part, cfg)
 
     def _validate_all(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if len(events) == 1:
@@ -371,12 +416,17 @@ def _key(value: Any) -> Any:
 
 def _like(column: pd.Series, value: Any) -> Any:
     """An entity value in the history column's kind (a digit string for an integer column becomes an int)."""
-    if isinstance(value, str) and pd.api.types.is_integer_dtype(column.dtype):
+    return _like_kind(column.dtype, column.iloc[0] if len(column) else None, value)
+
+
+def _like_kind(dtype: Any, first: Any, value: Any) -> Any:
+    """``_like`` given the column's dtype and its first value."""
+    if isinstance(value, str) and pd.api.types.is_integer_dtype(dtype):
         try:
             return int(value)
         except ValueError:
             return value
-    if isinstance(value, int) and column.dtype == object and len(column) and isinstance(column.iloc[0], str):
+    if isinstance(value, int) and dtype == np.dtype(object) and isinstance(first, str):
         return str(value)
     return value
 

@@ -121,6 +121,20 @@ def test_online_features_equal_batch_features_for_every_event(events):
         _assert_same(batch.iloc[i][feature_names(config)].to_dict(), online, f"event {event['tx']}")
 
 
+def test_online_features_on_arrays_equal_the_frame_path_and_the_plan_is_built_once(events):
+    from fraudcore.features import cached_plan, feature_plan
+    from fraudcore.features_online import history_arrays, online_features_arrays
+
+    config = _config()
+    arrays = history_arrays(events, config)
+    for event in events.to_dict("records")[::7]:
+        _assert_same(online_features(event, events, config), online_features_arrays(event, arrays, config), "arrays")
+    assert cached_plan(config) is cached_plan(_config())
+    plan = feature_plan(config)
+    plan.clear()  # callers get their own list; the cached plan is unchanged
+    assert len(feature_plan(config)) == len(feature_names(config)) > 0
+
+
 def test_online_features_need_only_the_lookback_slice(events):
     config = _config()
     lookback = history_lookback(config)

@@ -135,3 +135,41 @@ def test_score_event_with_seconds_history_timeline(trained):
     got = history.history({"customer_id": row["customer_id"]}, row["event_time"] - pd.Timedelta(days=30),
                           row["event_time"])
     assert len(got) >= 1 and got["event_id"].max() == row["event_id"]
+
+
+class _PlainHistory:
+    """A HistorySource that is not a FrameHistory, so the scorer takes its general (DataFrame) path."""
+
+    def __init__(self, inner: FrameHistory) -> None:
+        self.inner = inner
+
+    def history(self, entities, since, until):
+        return self.inner.history(entities, since, until)
+
+
+def test_in_memory_fast_paths_equal_the_general_paths(scorer, trained):
+    """FrameHistory numpy features and record reasons give the same features, scores and reasons as the frame path."""
+    from dataclasses import asdict
+
+    from fraudcore.explain import explain, top_reasons
+
+    history = scorer.frame_history(trained.frame)
+    plain = _PlainHistory(history)
+    assert history.arrays(scorer.feature_config) is not None  # the fast path applies
+    picks = np.random.default_rng(3).choice(len(trained.frame), 300, replace=False)
+    events = [raw_event(trained, int(i)) for i in picks]
+    for event in events[:20]:  # no id: the event comes after every history row at its time
+        del event["event_id"]
+    for event in events[20:40]:  # ids sent as text for integer columns
+        event["customer_id"], event["terminal_id"] = str(event["customer_id"]), str(event["terminal_id"])
+    valid = [scorer.validate_event(e) for e in events]
+    fast = [{**v, **scorer.features(v, history)} for v in valid]
+    slow = [{**v, **scorer.features(v, plain)} for v in valid]
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal([f[n] for n in scorer.feature_names], [s[n] for n in scorer.feature_names])
+    np.testing.assert_array_equal(scorer.score_records(fast)[0], scorer.score_records(slow)[0])
+    general = [[asdict(r) for r in row] for row in top_reasons(explain(scorer._event_model, slow), 3,
+                                                                scorer.feature_config)]
+    assert scorer.reasons(fast, 3) == general
+    assert [r["text"] for row in scorer.reasons(fast, 5) for r in row] == \
+        [r.text for row in top_reasons(explain(scorer.model, slow), 5, scorer.feature_config) for r in row]
