@@ -1,0 +1,413 @@
+"""The workbench's DuckDB file: versioned schema, idempotent batch writes, bounded history reads, one owning process.
+
+Events keep their raw payload as JSON text (nothing is lost) next to typed key columns; a long ``event_entities``
+table (entity_key 'entity=value', event_time, event_id) indexed on entity_key answers ``history()`` for a handful
+of entity values without scanning every event. DuckDB lets one process own a file: a second one gets ``StoreBusyError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from fraudcore.config import ENV_DB, get_paths
+from fraudcore.errors import FraudcoreError, StoreBusyError
+
+__all__ = ["SCHEMA_VERSION", "EventKeys", "Store", "store_stats"]
+
+MIGRATIONS: list[list[str]] = [
+    [  # 1: events, their entity values, scores, quarantine, feed cursors, review cases and decisions
+        """CREATE TABLE IF NOT EXISTS events (event_id VARCHAR PRIMARY KEY, event_time TIMESTAMP NOT NULL,
+           amount DOUBLE, label INTEGER, raw VARCHAR NOT NULL, stored_at TIMESTAMP NOT NULL)""",
+        # one 'entity=value' key column: DuckDB's ART index serves single-column equality lookups only
+        """CREATE TABLE IF NOT EXISTS event_entities (entity_key VARCHAR NOT NULL, event_time TIMESTAMP NOT NULL,
+           event_id VARCHAR NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS event_entities_lookup ON event_entities (entity_key)",
+        """CREATE TABLE IF NOT EXISTS scores (event_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL,
+           score DOUBLE NOT NULL, tier VARCHAR, reasons JSON, scored_at TIMESTAMP NOT NULL)""",
+        "CREATE SEQUENCE IF NOT EXISTS quarantine_ids",
+        """CREATE TABLE IF NOT EXISTS quarantine (quarantine_id BIGINT DEFAULT nextval('quarantine_ids'),
+           source VARCHAR NOT NULL, reason VARCHAR NOT NULL, payload VARCHAR NOT NULL,
+           received_at TIMESTAMP NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS feed_state (feed VARCHAR PRIMARY KEY, cursor VARCHAR,
+           updated_at TIMESTAMP NOT NULL)""",
+        "CREATE SEQUENCE IF NOT EXISTS case_ids",
+        """CREATE TABLE IF NOT EXISTS cases (case_id BIGINT PRIMARY KEY DEFAULT nextval('case_ids'),
+           event_id VARCHAR NOT NULL UNIQUE, tier VARCHAR, risk DOUBLE, amount DOUBLE, opened_at TIMESTAMP NOT NULL,
+           status VARCHAR NOT NULL DEFAULT 'open', assignee VARCHAR)""",
+        "CREATE SEQUENCE IF NOT EXISTS decision_ids",
+        """CREATE TABLE IF NOT EXISTS decisions (decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_ids'),
+           case_id BIGINT NOT NULL, analyst VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
+           note VARCHAR)""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_BUSY_HINT = ("stop the app (it owns the store) or point FRAUDCORE_DB elsewhere; "
+              "the CLI cannot open the file while the app runs")
+
+
+@dataclass(frozen=True)
+class EventKeys:
+    """Which raw columns are the event id, time, amount, label and the entities ``history()`` looks up."""
+
+    event_id: str = "event_id"
+    event_time: str = "event_time"
+    amount: str | None = "amount"
+    label: str | None = "label"
+    entities: tuple[str, ...] = field(default_factory=tuple)
+    time_unit: str = "timestamp"
+    time_origin: datetime = datetime(1970, 1, 1)
+
+    @classmethod
+    def from_spec(cls, spec: Any, entities: Sequence[str] | None = None) -> EventKeys:
+        """Keys from a ``DatasetSpec`` (entities default to the spec's; give the model's to index its risk ones)."""
+        if not spec.event_id or not spec.event_time:
+            raise FraudcoreError("the store needs an event id and an event time column; set them in the dataset spec")
+        return cls(event_id=spec.event_id, event_time=spec.event_time, amount=spec.amount, label=spec.label,
+                   entities=tuple(entities if entities is not None else spec.entities), time_unit=spec.time_unit,
+                   time_origin=spec.time_origin)
+
+
+class Store:
+    """One DuckDB connection to the workbench file, guarded by a lock (safe to share across threads)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, keys: EventKeys) -> None:
+        self._con, self.path, self.read_only, self.keys = con, path, read_only, keys
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | None = None, read_only: bool = False, keys: EventKeys | None = None) -> Store:
+        """Open (creating and migrating unless read-only) the store; StoreBusyError when another process owns it."""
+        path = Path(path) if path is not None else get_paths().db
+        if read_only and not path.exists():
+            raise FraudcoreError(f"there is no workbench store at {path} yet; it is created when the app first "
+                                 f"runs (or set {ENV_DB} to an existing file)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise _busy_error(path, exc) from exc
+        store = cls(con, path, read_only, keys or EventKeys())
+        try:
+            store._migrate()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to this file."""
+        with self._lock:
+            return int(self._db().execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+    def write_batch(self, events: pd.DataFrame, scores: pd.DataFrame | None = None,
+                    cursor: tuple[str, str] | None = None) -> int:
+        """Store new events (by id), their scores and the feed cursor in one transaction; returns events stored."""
+        keys = self.keys
+        fresh = _event_rows(events, keys)
+        now = _utcnow()
+        with self._lock:
+            con = self._db()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if len(fresh):
+                    con.register("batch_ids", fresh[["event_id"]])
+                    known = con.execute("SELECT event_id FROM batch_ids SEMI JOIN events USING (event_id)").df()
+                    con.unregister("batch_ids")
+                    if len(known):
+                        fresh = fresh[_not_in(fresh["event_id"], known["event_id"])]
+                stored = len(fresh)
+                if stored:
+                    rows = fresh.assign(stored_at=now)
+                    links = _entity_rows(events, fresh, keys)
+                    self._insert(con, "events", rows, "event_id, event_time, amount, label, raw, stored_at")
+                    self._insert(con, "event_entities", links, "entity_key, event_time, event_id")
+                    if scores is not None and len(scores):
+                        picked = _score_rows(scores, now)
+                        picked = picked[~_not_in(picked["event_id"], fresh["event_id"])]
+                        self._insert(con, "scores", picked, "event_id, model_id, score, tier, reasons, scored_at")
+                if cursor is not None:
+                    con.execute("INSERT INTO feed_state VALUES (?, ?, ?) ON CONFLICT (feed) DO UPDATE SET "
+                                "cursor = excluded.cursor, updated_at = excluded.updated_at",
+                                [cursor[0], cursor[1], now])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return stored
+
+    def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
+        """Keep rejected records verbatim (JSON) with why and when; returns how many were kept."""
+        if len(records) != len(reasons):
+            raise FraudcoreError(f"quarantine got {len(records)} records but {len(reasons)} reasons; give one each")
+        if not records:
+            return 0
+        frame = pd.DataFrame({"source": source, "reason": [str(r) for r in reasons],
+                              "payload": [json.dumps(r, default=str) for r in records], "received_at": _utcnow()})
+        with self._lock:
+            con = self._db()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                self._insert(con, "quarantine", frame, "source, reason, payload, received_at")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(frame)
+
+    def cursor(self, feed: str) -> str | None:
+        """The last cursor committed for this feed, or None."""
+        with self._lock:
+            row = self._db().execute("SELECT cursor FROM feed_state WHERE feed = ?", [feed]).fetchone()
+        return row[0] if row else None
+
+    def history(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> pd.DataFrame:
+        """Raw events sharing any of these entity values, event time in [since, until], ordered by (time, id)."""
+        wanted = list(dict.fromkeys(f"{k}={_text(v)}" for k, v in entities.items() if not _missing(v)))
+        if not wanted:
+            return self._empty_history()
+        lo, hi = _naive(since), _naive(until)
+        with self._lock:  # two small lookups beat one join that scans every event's id
+            con = self._db()
+            ids = [i for (i,) in con.execute(
+                f"SELECT DISTINCT event_id FROM event_entities WHERE entity_key IN ({', '.join('?' * len(wanted))}) "
+                "AND event_time BETWEEN ? AND ?", [*wanted, lo, hi]).fetchall()]
+            if not ids:
+                return self._empty_history()
+            found = con.execute(f"SELECT event_id, event_time, label, raw FROM events WHERE event_id IN "
+                                f"({', '.join('?' * len(ids))}) ORDER BY event_time, event_id", ids).df()
+        if found.empty:
+            return self._empty_history()
+        frame = pd.DataFrame([json.loads(raw) for raw in found["raw"]])
+        keys = self.keys
+        if keys.time_unit == "timestamp":
+            frame[keys.event_time] = found["event_time"].to_numpy()
+        frame[keys.label or "label"] = found["label"].astype("Int64").to_numpy()
+        return frame
+
+    def set_labels(self, labels: pd.DataFrame) -> int:
+        """Set known labels (columns event_id, label) on stored events; returns how many labels changed."""
+        missing = {"event_id", "label"} - set(labels.columns)
+        if missing:
+            raise FraudcoreError(f"set_labels needs columns event_id and label; missing {sorted(missing)}")
+        frame = pd.DataFrame({"event_id": _ids(labels["event_id"]),
+                              "label": pd.to_numeric(labels["label"]).astype("Int64")})
+        with self._lock:
+            con = self._db()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("new_labels", frame)
+                changed = con.execute("UPDATE events SET label = n.label FROM new_labels n "
+                                      "WHERE events.event_id = n.event_id "
+                                      "AND events.label IS DISTINCT FROM n.label").fetchone()[0]
+                con.unregister("new_labels")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return int(changed)
+
+    def stats(self) -> dict:
+        """Counts for the sidebar and the CLI: events, labels, quarantine, scores by tier, cursors, cases, version."""
+        with self._lock:
+            con = self._db()
+            one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+            tiers = dict(con.execute("SELECT coalesce(tier, 'none'), count(*) FROM scores GROUP BY 1 ORDER BY 1")
+                         .fetchall())
+            feeds = {f: {"cursor": c, "updated_at": u} for f, c, u in
+                     con.execute("SELECT feed, cursor, updated_at FROM feed_state ORDER BY feed").fetchall()}
+            return {"path": str(self.path), "schema_version": self.schema_version,
+                    "events": int(one("SELECT count(*) FROM events")),
+                    "distinct_event_ids": int(one("SELECT count(DISTINCT event_id) FROM events")),
+                    "labelled_events": int(one("SELECT count(label) FROM events")),
+                    "quarantined": int(one("SELECT count(*) FROM quarantine")),
+                    "scores": int(one("SELECT count(*) FROM scores")), "scores_by_tier": tiers, "feeds": feeds,
+                    "cases": int(one("SELECT count(*) FROM cases")),
+                    "decisions": int(one("SELECT count(*) FROM decisions"))}
+
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise FraudcoreError(f"the store {self.path} is closed; open it again with Store.open()")
+        return self._con
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: str) -> None:
+        if not len(frame):
+            return
+        con.register("incoming", frame)
+        try:
+            con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
+        finally:
+            con.unregister("incoming")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            con = self._db()
+            if self.read_only:
+                have = _version_or_zero(con)
+                if have < SCHEMA_VERSION:
+                    raise FraudcoreError(f"the store {self.path} is at schema version {have}, this code expects "
+                                         f"{SCHEMA_VERSION}; open it once read-write (start the app) to migrate it")
+                return
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                        "applied_at TIMESTAMP NOT NULL)")
+            have = _version_or_zero(con)
+            for version, statements in enumerate(MIGRATIONS[have:], start=have + 1):
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in statements:
+                        con.execute(statement)
+                    con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+
+    def _empty_history(self) -> pd.DataFrame:
+        keys = self.keys
+        columns = dict.fromkeys([keys.event_id, keys.event_time, *(c for c in (keys.amount,) if c),
+                                 *keys.entities, keys.label or "label"])
+        return pd.DataFrame(columns=list(columns))
+
+
+def store_stats(path: Path | None = None) -> dict:
+    """Open the store read-only and return ``Store.stats()``; StoreBusyError while the app owns the file."""
+    with Store.open(path, read_only=True) as store:
+        return store.stats()
+
+
+def _version_or_zero(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'").fetchone()[0]
+    if not exists:
+        return 0
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+
+def _busy_error(path: Path, exc: duckdb.IOException) -> FraudcoreError:
+    message = str(exc)
+    if "lock" not in message.lower():
+        return FraudcoreError(f"could not open the workbench store {path}: {message}")
+    pid = re.search(r"PID (\d+)", message)
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    return StoreBusyError(f"the workbench store {path} is held by {holder} (DuckDB allows one owning process); "
+                          f"{_BUSY_HINT}")
+
+
+def _event_rows(events: pd.DataFrame, keys: EventKeys) -> pd.DataFrame:
+    """Typed key columns + raw JSON per event, one row per event id (first wins)."""
+    for column in (keys.event_id, keys.event_time):
+        if column not in events.columns:
+            raise FraudcoreError(f"the events have no {column!r} column (they have {list(events.columns)[:12]}); "
+                                 "the store needs an id and a time per event")
+    n = len(events)
+    raw = events.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
+    frame = pd.DataFrame({
+        "event_id": _ids(events[keys.event_id]).to_numpy(),
+        "event_time": _times(events[keys.event_time], keys),
+        "amount": pd.to_numeric(events[keys.amount], errors="coerce").astype("float64").to_numpy()
+        if keys.amount and keys.amount in events.columns else np.full(n, np.nan),
+        "label": pd.to_numeric(events[keys.label]).astype("Int64").to_numpy()
+        if keys.label and keys.label in events.columns else pd.array([pd.NA] * n, dtype="Int64"),
+        "raw": raw.splitlines() if n else [],
+    })
+    if frame["event_id"].isna().any() or frame["event_time"].isna().any():
+        raise FraudcoreError("some events have no id or no time; quarantine them before write_batch")
+    return frame.drop_duplicates("event_id", keep="first")
+
+
+def _entity_rows(events: pd.DataFrame, fresh: pd.DataFrame, keys: EventKeys) -> pd.DataFrame:
+    """The long (entity_key, event_time, event_id) rows of the newly stored events."""
+    kept = events.iloc[fresh.index.to_numpy()]  # fresh keeps the events' positions as its index
+    parts = []
+    for entity in keys.entities:
+        if entity not in kept.columns:
+            continue
+        values = _ids(kept[entity])
+        present = values.notna().to_numpy()
+        parts.append(pd.DataFrame({"entity_key": (entity + "=") + values[present].astype(str).to_numpy(object),
+                                   "event_time": fresh["event_time"].to_numpy()[present],
+                                   "event_id": fresh["event_id"].to_numpy()[present]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _score_rows(scores: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    missing = {"event_id", "model_id", "score"} - set(scores.columns)
+    if missing:
+        raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
+    n = len(scores)
+    reasons = scores["reasons"] if "reasons" in scores.columns else pd.Series([None] * n, index=scores.index)
+    return pd.DataFrame({
+        "event_id": _ids(scores["event_id"]).to_numpy(), "model_id": scores["model_id"].astype(str).to_numpy(),
+        "score": scores["score"].to_numpy(),
+        "tier": scores["tier"].astype(object).to_numpy() if "tier" in scores.columns else None,
+        "reasons": [r if isinstance(r, str) or r is None else json.dumps(r, default=str) for r in reasons],
+        "scored_at": pd.to_datetime(scores["scored_at"]).to_numpy() if "scored_at" in scores.columns else now,
+    })
+
+
+def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
+    """Mask of ``values`` absent from ``others`` (a set beats arrow-string ``isin`` at batch sizes)."""
+    seen = set(others.tolist())
+    return np.fromiter((v not in seen for v in values.tolist()), dtype=bool, count=len(values))
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids and entity values as text; integral floats (ints that met a NaN) lose their '.0'."""
+    if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.dropna(), 1) == 0):
+        values = values.astype("Int64")
+    return values.astype("string").astype(object).where(values.notna(), None)
+
+
+def _times(values: pd.Series, keys: EventKeys) -> np.ndarray:
+    if keys.time_unit == "seconds":
+        stamps = pd.Timestamp(keys.time_origin) + pd.to_timedelta(pd.to_numeric(values), unit="s")
+    else:
+        stamps = pd.to_datetime(values)
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[us]").to_numpy()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return _text(value.item())
+    return str(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def _naive(moment: datetime) -> datetime:
+    moment = pd.Timestamp(moment).to_pydatetime()
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
