@@ -130,6 +130,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_stats(args: argparse.Namespace) -> int:
+    from fraudcore.store import store_stats
+
+    _print_json(store_stats(Path(args.db) if args.db else None))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from fraudcore import bench
 
@@ -216,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--who", default="cli", help="who promotes (kept in champion.json)")
     p.add_argument("--why", default="", help="why (kept in champion.json)")
     p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("store", help="the workbench DuckDB file (owned by the app while it runs)")
+    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
+    q = store_sub.add_parser("stats", help="events, quarantine, scores by tier, cases, decisions, cursors (JSON)")
+    q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
+    q.set_defaults(func=cmd_store_stats)
 
     p = sub.add_parser("bench", help="benchmarks: generate, features, score (batch file) or quality (real data)")
     p.add_argument("what", choices=["generate", "features", "score", "quality"])

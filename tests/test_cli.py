@@ -11,7 +11,7 @@ import pytest
 from fraudcore.cli import build_parser, main
 from tests.conftest import REPO
 
-COMMANDS = ["paths", "inspect", "generate", "features", "train", "evaluate", "models", "promote", "bench"]
+COMMANDS = ["paths", "inspect", "generate", "features", "train", "evaluate", "models", "promote", "store", "bench"]
 
 
 def test_help_lists_every_command():
@@ -51,3 +51,14 @@ def test_inspect_reports_problems_and_exit_code(tmp_path, capsys):
 def test_unreadable_file_is_one_clear_error(tmp_path, capsys):
     assert main(["inspect", "--in", str(tmp_path / "missing.csv")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_store_stats_reads_the_file_and_says_when_it_is_missing(isolated_paths, capsys):
+    from fraudcore.store import Store
+
+    assert main(["store", "stats"]) == 2
+    assert "error: " in capsys.readouterr().err
+    Store.open().close()
+    assert main(["store", "stats"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["events"] == 0 and stats["schema_version"] >= 1
