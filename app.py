@@ -20,6 +20,9 @@ app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
 if __name__ == "__main__":
     st.set_page_config(page_title="Fraud Workbench", page_icon=":material/shield:", layout="wide")
     navigation = st.navigation(
-        {"Workbench": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)]}
+        {"Workbench": [
+            st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page("pages/data.py", title="Data & EDA", icon=":material/table_chart:"),
+        ]}
     )
     navigation.run()
