@@ -3,6 +3,7 @@
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from fraudcore.api import api_routes
 from fraudcore.config import get_paths
@@ -12,6 +13,10 @@ from fraudcore.config import get_paths
 async def lifespan(_app):
     """Startup: make sure the workbench's folders exist. Later: open the store and own the poller thread."""
     paths = get_paths().ensure()
+    # Pages live in pages/ and are listed by st.navigation below. Streamlit treats a pages/ folder beside the main
+    # script as a legacy multipage app until st.navigation first runs, so a session that opens /data directly on a
+    # fresh server would run that page alone (no router, no shared frame). Declare the v2 router from the start.
+    PagesManager.uses_pages_directory = False
     yield {"paths": paths}
 
 
