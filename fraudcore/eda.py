@@ -58,6 +58,14 @@ def class_balance(opened: OpenedDataset) -> pd.DataFrame:
     return df
 
 
+def _with_rate(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer events and frauds columns plus their fraud rate."""
+    df["events"] = df["events"].astype("int64")
+    df["frauds"] = df["frauds"].astype("int64")
+    df["fraud_rate"] = df["frauds"] / df["events"]
+    return df
+
+
 def fraud_over_time(opened: OpenedDataset, freq: Freq = "day") -> pd.DataFrame:
     """Events, frauds and fraud rate per hour, day or week of event time."""
     if freq not in ("hour", "day", "week"):
@@ -70,10 +78,7 @@ def fraud_over_time(opened: OpenedDataset, freq: Freq = "day") -> pd.DataFrame:
             f"sum(CASE WHEN {label} = 1 THEN 1 ELSE 0 END) AS frauds FROM {view} "
             f"WHERE {t} IS NOT NULL AND {label} IS NOT NULL GROUP BY ALL ORDER BY period"
         ).df()
-    df["events"] = df["events"].astype("int64")
-    df["frauds"] = df["frauds"].astype("int64")
-    df["fraud_rate"] = df["frauds"] / df["events"]
-    return df
+    return _with_rate(df)
 
 
 def _histogram(cur: duckdb.DuckDBPyConnection, view: str, value_sql: str, label: str, where: str,
@@ -204,10 +209,7 @@ def distribution_by_class(opened: OpenedDataset, column: str, bins: int = 30) ->
             f"sum(CASE WHEN {lq} = 1 THEN 1 ELSE 0 END) AS frauds FROM {view} WHERE {lq} IS NOT NULL "
             f"GROUP BY ALL ORDER BY events DESC, value LIMIT {TOP_CATEGORIES}"
         ).df()
-    df["events"] = df["events"].astype("int64")
-    df["frauds"] = df["frauds"].astype("int64")
-    df["fraud_rate"] = df["frauds"] / df["events"]
-    return df
+    return _with_rate(df)
 
 
 def missing_values(opened: OpenedDataset) -> pd.DataFrame:
