@@ -43,3 +43,14 @@ def test_nothing_unpickles():
     hits = [str(p.relative_to(REPO)) for folder in ("fraudcore", "pages") for p in (REPO / folder).rglob("*.py")
             if pattern.search(p.read_text())] + (["app.py"] if pattern.search((REPO / "app.py").read_text()) else [])
     assert hits == []
+
+
+def test_public_api_is_reexported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, fraudcore; assert 'xgboost' not in sys.modules; "
+            "names = [n for n in fraudcore.__all__ if n != '__version__']; "
+            "missing = [n for n in names if getattr(fraudcore, n, None) is None]; print(missing)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
