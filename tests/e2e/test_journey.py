@@ -16,6 +16,8 @@ def test_home_then_data_page_through_the_navigation(app_url, page):
     page.get_by_role("link", name="Data & EDA").click()
     page.get_by_role("heading", name="Column roles").wait_for(timeout=30_000)
     assert page.get_by_text("20,000").first.is_visible()  # rows of the demo dataset
+    page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the EDA charts were drawn
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)  # the script run finished
     page.screenshot(path=str(SCREENSHOTS / "data.png"), full_page=True)
 
 
