@@ -25,6 +25,8 @@ def app_url(isolated_paths: Path):
 @pytest.fixture
 def page():
     """A fresh headless chromium page; screenshots go to tests/e2e/screenshots/ (git-ignored)."""
+    if not Path(CHROMIUM).exists():  # .ci/run installs it; a bare Python machine may not have it
+        pytest.skip(f"browser journey needs Debian chromium at {CHROMIUM}: apt-get install -y chromium")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
