@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -20,14 +19,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from fraudcore.errors import DataContractError, FraudcoreError
+from fraudcore.errors import FraudcoreError
 from fraudcore.explain import explain, reasons_frame
 from fraudcore.features_batch import build_features
 from fraudcore.loading import LoadedDataset, load_dataset, qident, typed_spec
@@ -54,7 +52,7 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
     _check_request(in_path, out_path, explain_tiers, k, chunk_rows)
     scorer = Scorer.load(model_id, root)
     report(0.0, f"reading {in_path.name}")
-    ds = _load(in_path)
+    ds = load_dataset(in_path)
     fmt = ds.format
     _check_format(out_path, fmt)
     rejects_path = Path(rejects_path) if rejects_path else out_path.with_name(f"{out_path.stem}.rejects.{_suffix(fmt)}")
@@ -92,35 +90,6 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
             "rejects_path": str(rejects_path) if rejected else None, "rows_in": ds.n_rows, "rows_rejected": rejected,
             **run, "replaced_columns": layout.replaced, "seconds": {k: round(v, 3) for k, v in seconds.items()},
             "rows_per_second": round(ds.n_rows / max(seconds["total"], 1e-9))}
-
-
-def _load(path: Path) -> LoadedDataset:
-    """``load_dataset``; but a CSV whose later rows break a column's sniffed type is read again with that column as
-    text, so the bad rows are rejected one by one instead of failing the whole file."""
-    try:
-        return load_dataset(path)
-    except duckdb.ConversionException as exc:
-        problem = exc
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
-    con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "fraudcore_duckdb_spill")])
-    text: list[str] = []
-    while (found := re.search(r'converting column "(.+?)"', str(problem))) and found[1] not in text:
-        text.append(found[1])
-        types = ", ".join(f"{_text(c)}: 'VARCHAR'" for c in text)
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE events AS SELECT * FROM read_csv(?, header = true, "
-                        f"types = {{{types}}})", [str(path)])
-        except duckdb.ConversionException as exc:
-            problem = exc
-            continue
-        columns = {name: kind for name, kind, *_ in con.execute("DESCRIBE events").fetchall()}
-        n_rows = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        return LoadedDataset(con=con, source=str(path), format="csv", n_rows=n_rows, columns=columns)
-    con.close()
-    raise DataContractError(f"{path.name} could not be read: {str(problem).splitlines()[0]}; fix the file") \
-        from problem
 
 
 @dataclasses.dataclass
