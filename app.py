@@ -1,33 +1,67 @@
 """Fraud Workbench: the st.App (ASGI) that serves the pages and /api/*; its lifespan owns long-lived resources."""
 
+import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from fraudcore import runtime
 from fraudcore.api import api_routes
 from fraudcore.config import get_paths
+
+HERE = Path(__file__).resolve().parent
+
+
+def configured_api_key() -> str | None:
+    """The /api/* key: FRAUDCORE_API_KEY, else ``api_key`` in .streamlit/secrets.toml; None leaves the API open."""
+    key = os.environ.get(runtime.ENV_API_KEY, "").strip()
+    if key:
+        return key
+    try:
+        return str(st.secrets.get("api_key", "")).strip() or None
+    except (FileNotFoundError, KeyError, ValueError):  # no secrets file: no key
+        return None
 
 
 @asynccontextmanager
 async def lifespan(_app):
-    """Startup: make sure the workbench's folders exist. Later: open the store and own the poller thread."""
-    paths = get_paths().ensure()
+    """Startup: the workbench (store, scorers, poller, embedded feed) for this process; shutdown closes it."""
+    workbench = runtime.start(get_paths(), api_key=configured_api_key())
     # Pages live in pages/ and are listed by st.navigation below. Streamlit treats a pages/ folder beside the main
     # script as a legacy multipage app until st.navigation first runs, so a session that opens /data directly on a
     # fresh server would run that page alone (no router, no shared frame). Declare the v2 router from the start.
     PagesManager.uses_pages_directory = False
-    yield {"paths": paths}
+    try:
+        yield {"workbench": workbench}
+    finally:
+        runtime.shutdown()
 
 
 app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
 
+PAGES = {
+    "Build": [
+        ("pages/home.py", "Home", ":material/home:"),
+        ("pages/data.py", "Data & EDA", ":material/table_chart:"),
+        ("pages/train.py", "Train", ":material/model_training:"),
+        ("pages/compare.py", "Compare & thresholds", ":material/tune:"),
+        ("pages/score.py", "Score", ":material/bolt:"),
+    ],
+    "Operate": [
+        ("pages/live.py", "Live", ":material/sensors:"),
+        ("pages/review.py", "Review queue", ":material/assignment:"),
+        ("pages/monitor.py", "Monitor", ":material/monitoring:"),
+    ],
+}
+
 if __name__ == "__main__":
     st.set_page_config(page_title="Fraud Workbench", page_icon=":material/shield:", layout="wide")
-    navigation = st.navigation(
-        {"Workbench": [
-            st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-            st.Page("pages/data.py", title="Data & EDA", icon=":material/table_chart:"),
-        ]}
-    )
+    sections = {
+        section: [st.Page(file, title=title, icon=icon, default=file == "pages/home.py")
+                  for file, title, icon in pages if (HERE / file).is_file()]
+        for section, pages in PAGES.items()
+    }
+    navigation = st.navigation({s: p for s, p in sections.items() if p})
     navigation.run()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,6 +250,24 @@ class Store:
                     "scores": int(one("SELECT count(*) FROM scores")), "scores_by_tier": tiers, "feeds": feeds,
                     "cases": int(one("SELECT count(*) FROM cases")),
                     "decisions": int(one("SELECT count(*) FROM decisions"))}
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run one parameterised read under the store's lock and return it as a DataFrame."""
+        with self._lock:
+            return self._db().execute(sql, list(params or [])).df()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection inside BEGIN … COMMIT under the store's lock (ROLLBACK if the block raises)."""
+        with self._lock:
+            con = self._db()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def _db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:

@@ -1,0 +1,129 @@
+"""The process's long-lived resources: the one store handle, scorers kept per model, the poller and the embedded feed.
+
+DuckDB lets one process own the workbench file, so one ``Workbench`` per process owns it. The app's lifespan creates
+it (``start``) and closes it (``shutdown``); pages, ``/api/*`` handlers and the poller thread all reach it through
+``current()``. Outside the app (AppTest, the CLI, tests) ``current()`` creates one on first use. It is keyed by the
+workbench paths, so a test that points ``FRAUDCORE_*`` somewhere else gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from fraudcore.config import Paths, get_paths
+from fraudcore.registry import champion_id
+from fraudcore.scoring import Scorer
+from fraudcore.store import EventKeys, Store
+
+__all__ = ["ENV_API_KEY", "Workbench", "current", "shutdown", "start"]
+
+ENV_API_KEY = "FRAUDCORE_API_KEY"
+
+
+class Workbench:
+    """Owner of the store, the scorers, the poller controller and the embedded feed for one set of paths."""
+
+    def __init__(self, paths: Paths, api_key: str | None = None) -> None:
+        self.paths = paths
+        self.api_key = api_key or None
+        self._lock = threading.RLock()
+        self._store: Store | None = None
+        self._scorers: dict[str, Scorer] = {}
+        self._champion: tuple[float, str | None] | None = None
+        self.services: dict[str, Any] = {}  # e.g. "poller", "feed": objects with a stop() method
+
+    # ---- models -------------------------------------------------------------------------------------------------
+
+    def champion_id(self) -> str | None:
+        """The champion's model id (re-read when champion.json changes), or None."""
+        marker = Path(self.paths.artifacts) / "champion.json"
+        stamp = marker.stat().st_mtime_ns if marker.exists() else -1.0
+        with self._lock:
+            if self._champion is None or self._champion[0] != stamp:
+                self._champion = (stamp, champion_id(self.paths.artifacts))
+            return self._champion[1]
+
+    def scorer(self, model_id: str | None = None) -> Scorer:
+        """The scorer of ``model_id`` (None: the champion), loaded once and kept; ModelArtifactError if none."""
+        wanted = model_id or self.champion_id()
+        with self._lock:
+            if wanted is not None and wanted in self._scorers:
+                return self._scorers[wanted]
+            scorer = Scorer.load(wanted, self.paths.artifacts)
+            self._scorers[scorer.model_id] = scorer
+            return scorer
+
+    def forget_model(self, model_id: str) -> None:
+        """Drop a kept scorer (after its tiers change on disk) so the next call reloads it."""
+        with self._lock:
+            self._scorers.pop(model_id, None)
+
+    # ---- store --------------------------------------------------------------------------------------------------
+
+    def store(self, scorer: Scorer | None = None) -> Store:
+        """The process's store, opened on first use; with ``scorer``, its keys follow that model's dataset spec."""
+        with self._lock:
+            if self._store is None:
+                self._store = Store.open(self.paths.db)
+            if scorer is not None:
+                keys = EventKeys.from_spec(scorer.spec, scorer.entities)
+                if keys != self._store.keys:
+                    self._store.keys = keys
+            return self._store
+
+    def store_is_open(self) -> bool:
+        with self._lock:
+            return self._store is not None
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the services (poller, feed), then close the store. Idempotent."""
+        with self._lock:
+            services, self.services = dict(self.services), {}
+        for service in services.values():
+            stop = getattr(service, "stop", None)
+            if callable(stop):
+                stop()
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._scorers.clear()
+
+
+_CURRENT: Workbench | None = None
+_GUARD = threading.Lock()
+
+
+def start(paths: Paths | None = None, api_key: str | None = None) -> Workbench:
+    """Create this process's workbench (closing any previous one); the app's lifespan calls this."""
+    global _CURRENT
+    paths = (paths or get_paths()).ensure()
+    with _GUARD:
+        if _CURRENT is not None:
+            _CURRENT.close()
+        _CURRENT = Workbench(paths, api_key if api_key is not None else os.environ.get(ENV_API_KEY))
+        return _CURRENT
+
+
+def current() -> Workbench:
+    """The process's workbench for the current paths (created on first use, replaced when the paths change)."""
+    global _CURRENT
+    paths = get_paths()
+    with _GUARD:
+        if _CURRENT is not None and _CURRENT.paths == paths:
+            return _CURRENT
+    return start(paths)
+
+
+def shutdown() -> None:
+    """Close the process's workbench (the app's lifespan calls this on exit)."""
+    global _CURRENT
+    with _GUARD:
+        if _CURRENT is not None:
+            _CURRENT.close()
+            _CURRENT = None
