@@ -51,7 +51,13 @@ MIGRATIONS: list[list[str]] = [
            case_id BIGINT NOT NULL, analyst VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
            note VARCHAR)""",
     ],
+    [  # 2: the model inputs each score used (drift, similar cases), shadow (challenger) scores, lookups by event
+        "ALTER TABLE scores ADD COLUMN features JSON",
+        "ALTER TABLE scores ADD COLUMN shadow BOOLEAN DEFAULT false",
+        "CREATE INDEX IF NOT EXISTS scores_by_event ON scores (event_id)",
+    ],
 ]
+CASE_TIERS = ("medium", "high")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _BUSY_HINT = ("stop the app (it owns the store) or point FRAUDCORE_DB elsewhere; "
@@ -127,8 +133,12 @@ class Store:
             return int(self._db().execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
 
     def write_batch(self, events: pd.DataFrame, scores: pd.DataFrame | None = None,
-                    cursor: tuple[str, str] | None = None) -> int:
-        """Store new events (by id), their scores and the feed cursor in one transaction; returns events stored."""
+                    cursor: tuple[str, str] | None = None, *,
+                    rejects: Sequence[tuple[Any, str]] = (), source: str = "feed",
+                    case_tiers: Sequence[str] = CASE_TIERS) -> int:
+        """Store new events (by id), their scores, a review case for each new event whose (non-shadow) tier is in
+        ``case_tiers``, the rejected records (payload, reason) and the feed cursor in ONE transaction; returns the
+        events stored. Re-sending a batch stores nothing twice (rejects are kept once per payload and source)."""
         keys = self.keys
         fresh = _event_rows(events, keys)
         now = _utcnow()
@@ -151,7 +161,12 @@ class Store:
                     if scores is not None and len(scores):
                         picked = _score_rows(scores, now)
                         picked = picked[~_not_in(picked["event_id"], fresh["event_id"])]
-                        self._insert(con, "scores", picked, "event_id, model_id, score, tier, reasons, scored_at")
+                        self._insert(con, "scores", picked,
+                                     "event_id, model_id, score, tier, reasons, features, shadow, scored_at")
+                        opened = _case_rows(picked, fresh, case_tiers, now)
+                        self._insert(con, "cases", opened, "event_id, tier, risk, amount, opened_at")
+                if rejects:
+                    self._keep_rejects(con, rejects, source, now)
                 if cursor is not None:
                     con.execute("INSERT INTO feed_state VALUES (?, ?, ?) ON CONFLICT (feed) DO UPDATE SET "
                                 "cursor = excluded.cursor, updated_at = excluded.updated_at",
@@ -168,18 +183,23 @@ class Store:
             raise FraudcoreError(f"quarantine got {len(records)} records but {len(reasons)} reasons; give one each")
         if not records:
             return 0
-        frame = pd.DataFrame({"source": source, "reason": [str(r) for r in reasons],
-                              "payload": [json.dumps(r, default=str) for r in records], "received_at": _utcnow()})
-        with self._lock:
-            con = self._db()
-            con.execute("BEGIN TRANSACTION")
-            try:
-                self._insert(con, "quarantine", frame, "source, reason, payload, received_at")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return len(frame)
+        with self.transaction() as con:
+            return self._keep_rejects(con, list(zip(records, reasons, strict=True)), source, _utcnow())
+
+    def _keep_rejects(self, con: duckdb.DuckDBPyConnection, rejects: Sequence[tuple[Any, str]], source: str,
+                      now: datetime) -> int:
+        """Insert rejected payloads not already quarantined from this source (a re-sent batch adds nothing)."""
+        payloads = [r if isinstance(r, str) else json.dumps(r, default=str, sort_keys=True) for r, _ in rejects]
+        frame = pd.DataFrame({"source": source, "reason": [str(why) for _, why in rejects], "payload": payloads,
+                              "received_at": now}).drop_duplicates(["payload"])
+        con.register("rejects_in", frame)
+        try:
+            fresh = con.execute("SELECT * FROM rejects_in r WHERE NOT EXISTS (SELECT 1 FROM quarantine q "
+                                "WHERE q.source = r.source AND q.payload = r.payload)").df()
+        finally:
+            con.unregister("rejects_in")
+        self._insert(con, "quarantine", fresh, "source, reason, payload, received_at")
+        return len(fresh)
 
     def cursor(self, feed: str) -> str | None:
         """The last cursor committed for this feed, or None."""
@@ -249,6 +269,8 @@ class Store:
                     "quarantined": int(one("SELECT count(*) FROM quarantine")),
                     "scores": int(one("SELECT count(*) FROM scores")), "scores_by_tier": tiers, "feeds": feeds,
                     "cases": int(one("SELECT count(*) FROM cases")),
+                    "cases_by_tier_status": {f"{t}/{st}": int(n) for t, st, n in con.execute(
+                        "SELECT tier, status, count(*) FROM cases GROUP BY ALL ORDER BY ALL").fetchall()},
                     "decisions": int(one("SELECT count(*) FROM decisions"))}
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
@@ -378,14 +400,36 @@ def _score_rows(scores: pd.DataFrame, now: datetime) -> pd.DataFrame:
     if missing:
         raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
     n = len(scores)
-    reasons = scores["reasons"] if "reasons" in scores.columns else pd.Series([None] * n, index=scores.index)
+    reasons = scores["reasons"] if "reasons" in scores.columns else [None] * n
+    features = scores["features"] if "features" in scores.columns else [None] * n
     return pd.DataFrame({
         "event_id": _ids(scores["event_id"]).to_numpy(), "model_id": scores["model_id"].astype(str).to_numpy(),
         "score": scores["score"].to_numpy(),
         "tier": scores["tier"].astype(object).to_numpy() if "tier" in scores.columns else None,
-        "reasons": [r if isinstance(r, str) or r is None else json.dumps(r, default=str) for r in reasons],
+        "reasons": [_json(r) for r in reasons],
+        "features": [_json(f) for f in features],
+        "shadow": scores["shadow"].fillna(False).astype(bool).to_numpy() if "shadow" in scores.columns else False,
         "scored_at": pd.to_datetime(scores["scored_at"]).to_numpy() if "scored_at" in scores.columns else now,
     })
+
+
+def _json(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else json.dumps(value, default=_plain_number)
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and not np.isfinite(value) else str(value)
+
+
+def _case_rows(scores: pd.DataFrame, fresh: pd.DataFrame, tiers: Sequence[str], now: datetime) -> pd.DataFrame:
+    """One case per new event whose live (non-shadow) score falls in ``tiers``; risk is the score."""
+    live = scores[~scores["shadow"].astype(bool) & scores["tier"].isin(list(tiers))].drop_duplicates("event_id")
+    amounts = dict(zip(fresh["event_id"].tolist(), fresh["amount"].tolist(), strict=True))
+    return pd.DataFrame({"event_id": live["event_id"].to_numpy(), "tier": live["tier"].to_numpy(),
+                         "risk": live["score"].to_numpy(),
+                         "amount": [amounts.get(i) for i in live["event_id"].tolist()], "opened_at": now})
 
 
 def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:

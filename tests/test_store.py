@@ -143,7 +143,32 @@ def test_stats_numbers(db: Path) -> None:
     assert (stats["events"], stats["quarantined"], stats["scores"]) == (30, 1, 30)
     assert stats["scores_by_tier"] == {"high": 3, "low": 27}
     assert stats["feeds"]["live"]["cursor"] == "30"
-    assert (stats["cases"], stats["decisions"]) == (0, 0)
+    assert (stats["cases"], stats["decisions"]) == (3, 0)  # one case per high event
+    assert stats["cases_by_tier_status"] == {"high/open": 3}
+
+
+def test_cases_shadow_features_and_rejects_share_the_batch_transaction(db: Path) -> None:
+    events = make_events(10)
+    live = make_scores(events).assign(features=[{"amount": float(a), "n_7d": np.int64(2)} for a in events["amount"]])
+    shadow = make_scores(events, "challenger").assign(tier="high", shadow=True)
+    bad = [{"event_id": None, "amount": "x"}, {"event_id": 5, "amount": "y"}]
+    reasons = ["event_id: missing", "amount: not a number"]
+    with Store.open(db, keys=KEYS) as store:
+        rejects = list(zip(bad, reasons, strict=True))
+        stored = store.write_batch(events, pd.concat([live, shadow]), ("live", "10"), rejects=rejects, source="live")
+        again = store.write_batch(events, pd.concat([live, shadow]), ("live", "10"), rejects=rejects, source="live")
+        cases = store.query("SELECT event_id, tier, risk, amount FROM cases ORDER BY event_id")
+        kept = store.query("SELECT reason, payload FROM quarantine ORDER BY quarantine_id")
+        feats = store.query("SELECT features::VARCHAR AS f FROM scores WHERE NOT shadow AND event_id = '3'")
+        with pytest.raises(RuntimeError), store.transaction() as con:  # a failing block leaves nothing behind
+            con.execute("INSERT INTO decisions (case_id, analyst, \"at\", action) VALUES (1, 'a', now(), 'claim')")
+            raise RuntimeError("boom")
+        assert store.stats()["decisions"] == 0
+    assert (stored, again) == (10, 0)
+    assert cases["event_id"].tolist() == ["0"]  # only the live high score opens a case; the shadow's do not
+    assert cases["amount"].tolist() == [events["amount"][0]]
+    assert kept["reason"].tolist() == reasons  # kept once although the batch came twice
+    assert '"n_7d": 2' in feats["f"][0]
 
 
 def test_store_stats_on_missing_file_says_what_to_do(tmp_path: Path) -> None:
