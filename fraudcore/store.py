@@ -418,9 +418,11 @@ def _json(value: Any) -> str | None:
 
 
 def _plain_number(value: Any) -> Any:
+    """numpy scalars as Python numbers (non-finite as null); anything else as text."""
     if isinstance(value, np.generic):
         value = value.item()
-    return None if isinstance(value, float) and not np.isfinite(value) else str(value)
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+    return str(value)
 
 
 def _case_rows(scores: pd.DataFrame, fresh: pd.DataFrame, tiers: Sequence[str], now: datetime) -> pd.DataFrame:
