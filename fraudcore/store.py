@@ -8,6 +8,7 @@ of entity values without scanning every event. DuckDB lets one process own a fil
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -414,7 +415,12 @@ def _score_rows(scores: pd.DataFrame, now: datetime) -> pd.DataFrame:
 
 
 def _json(value: Any) -> str | None:
-    return value if isinstance(value, str) or value is None else json.dumps(value, default=_plain_number)
+    """JSON text for a reasons list or features dict (NaN and inf become null, numpy numbers plain)."""
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, dict):
+        value = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in value.items()}
+    return json.dumps(value, default=_plain_number)
 
 
 def _plain_number(value: Any) -> Any:

@@ -149,7 +149,8 @@ def test_stats_numbers(db: Path) -> None:
 
 def test_cases_shadow_features_and_rejects_share_the_batch_transaction(db: Path) -> None:
     events = make_events(10)
-    live = make_scores(events).assign(features=[{"amount": float(a), "n_7d": np.int64(2)} for a in events["amount"]])
+    live = make_scores(events).assign(features=[{"amount": float(a), "n_7d": np.int64(2), "gap": float("nan")}
+                                                for a in events["amount"]])
     shadow = make_scores(events, "challenger").assign(tier="high", shadow=True)
     bad = [{"event_id": None, "amount": "x"}, {"event_id": 5, "amount": "y"}]
     reasons = ["event_id: missing", "amount: not a number"]
@@ -168,7 +169,7 @@ def test_cases_shadow_features_and_rejects_share_the_batch_transaction(db: Path)
     assert cases["event_id"].tolist() == ["0"]  # only the live high score opens a case; the shadow's do not
     assert cases["amount"].tolist() == [events["amount"][0]]
     assert kept["reason"].tolist() == reasons  # kept once although the batch came twice
-    assert '"n_7d": 2' in feats["f"][0]
+    assert '"n_7d": 2' in feats["f"][0] and '"gap": null' in feats["f"][0]
 
 
 def test_store_stats_on_missing_file_says_what_to_do(tmp_path: Path) -> None:
