@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudcore.config import Paths, get_paths
+from fraudcore.jobs import Jobs
 from fraudcore.registry import champion_id
 from fraudcore.scoring import Scorer
 from fraudcore.store import EventKeys, Store
@@ -34,6 +35,7 @@ class Workbench:
         self._scorers: dict[str, Scorer] = {}
         self._champion: tuple[float, str | None] | None = None
         self.services: dict[str, Any] = {}  # e.g. "poller", "feed": objects with a stop() method
+        self.jobs = Jobs()  # background work (training, generation, batch scoring) the pages poll
 
     # ---- models -------------------------------------------------------------------------------------------------
 
