@@ -1,13 +1,56 @@
-"""HTTP routes served by the app process itself (mounted by app.py on the st.App); plain Starlette, no Streamlit."""
+"""HTTP routes served by the app process itself (mounted by app.py on the st.App); plain Starlette, no Streamlit.
+
+``POST /api/score`` takes one event object or a list of them (the dataset's fields) as ``application/json`` and
+answers, for a single object, one result ``{"event_id", "score", "tier", "reasons", "model_id"}`` (reasons: the top
+3 for every event); for a list, ``{"model_id", "results": [result, ...]}`` in the order sent. Every scored event is
+stored in the workbench's DuckDB file through the process's one store (a re-sent event id is stored once).
+Errors are JSON ``{"error", "message", "errors"?: [{"field", "message"}]}``: 401 without the configured key,
+413 over the size or count limit, 415 for another content type, 422 for bad JSON or fields, 503 without a champion.
+"""
 
 from __future__ import annotations
 
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pandas as pd
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from fraudcore import __version__
+from fraudcore import __version__, runtime
 from fraudcore.config import get_paths
+from fraudcore.errors import ModelArtifactError
+from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
+
+__all__ = ["JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes", "parse_events"]
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB
+MAX_EVENTS = 1000
+DRAIN_BYTES = 16 << 20  # read and discard up to this much of a refused body
+JSON_TYPE = "application/json"
+REASONS_PER_EVENT = 3
+_KEY_HINT = ("send it in the X-API-Key header (or 'Authorization: Bearer KEY'); the server's key is FRAUDCORE_API_KEY "
+             "or api_key in .streamlit/secrets.toml")
+
+
+class ApiError(Exception):
+    """An answer other than 200: HTTP status, a short error code, a message saying what to do, field errors."""
+
+    def __init__(self, status: int, error: str, message: str, errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.errors, self.headers = status, error, message, errors, headers
+
+    def response(self) -> JSONResponse:
+        """The JSON error body with its status and headers."""
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -23,6 +66,192 @@ async def health(request: Request) -> JSONResponse:
     })
 
 
+async def score(request: Request) -> JSONResponse:
+    """Score and store one event or a list of events with the champion model."""
+    try:
+        workbench = runtime.current()
+        check_key(request, workbench.api_key)
+        check_content_type(request)
+        events, single = parse_events(await read_body(request))
+        results, model_id = await run_in_threadpool(score_and_store, workbench, events)
+    except ApiError as exc:
+        return exc.response()
+    return JSONResponse(results[0] if single else {"model_id": model_id, "results": results})
+
+
+async def champion(request: Request) -> JSONResponse:
+    """The champion model: id, algorithm, tier cuts and its headline test metrics."""
+    try:
+        workbench = runtime.current()
+        check_key(request, workbench.api_key)
+        scorer = await run_in_threadpool(_champion_scorer, workbench)
+    except ApiError as exc:
+        return exc.response()
+    meta, test = scorer.metadata, scorer.metadata.metrics.get("test") or {}
+    return JSONResponse({
+        "model_id": meta.model_id, "algo": meta.algo, "created_at": meta.created_at.isoformat(),
+        "split": meta.split.get("label"),
+        "tiers": {"high": meta.tiers.high.threshold, "medium": meta.tiers.medium.threshold},
+        "test_metrics": {m: test.get(m) for m in ("average_precision", "roc_auc", "n_fraud")},
+        "fields": {"event_id": scorer.spec.event_id, "event_time": scorer.spec.event_time,
+                   "amount": scorer.spec.amount, "entities": scorer.entities},
+    })
+
+
 def api_routes() -> list[Route]:
     """Every /api/* route of the workbench."""
-    return [Route("/api/health", health, methods=["GET"])]
+    return [Route("/api/health", health, methods=["GET"]),
+            Route("/api/score", score, methods=["POST"]),
+            Route("/api/models/champion", champion, methods=["GET"])]
+
+
+# ---- request checks: each raises ApiError with the status and a message saying what to send instead -------------
+
+def check_key(request: Request, key: str | None) -> None:
+    """401 unless no key is configured or the request carries it (X-API-Key or Authorization: Bearer)."""
+    if not key:
+        return
+    sent = request.headers.get("x-api-key")
+    if sent is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        sent = token.strip() if scheme.lower() == "bearer" else None
+    challenge = {"WWW-Authenticate": 'Bearer realm="fraud-workbench"'}
+    if not sent:
+        raise ApiError(401, "unauthorized", f"this API needs a key: {_KEY_HINT}", headers=challenge)
+    if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
+        raise ApiError(401, "unauthorized", f"the API key sent is not the configured one; {_KEY_HINT}",
+                       headers=challenge)
+
+
+def check_content_type(request: Request) -> None:
+    """415 unless the body is declared as application/json (or a +json type)."""
+    declared = request.headers.get("content-type", "")
+    media = declared.split(";", 1)[0].strip().lower()
+    if media != JSON_TYPE and not (media.startswith("application/") and media.endswith("+json")):
+        found = f"'{declared}'" if declared else "no Content-Type"
+        raise ApiError(415, "unsupported_media_type",
+                       f"expected a body of type {JSON_TYPE}, got {found}; send 'Content-Type: {JSON_TYPE}'")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refusing (413) a declared or streamed size over ``limit`` bytes without buffering it."""
+    stream = request.stream()
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise await _too_large(stream, f"the body is {int(declared):,} bytes", limit)
+    chunks, size = [], 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise await _too_large(stream, f"the body is over {limit:,} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _too_large(stream: AsyncIterator[bytes], found: str, limit: int) -> ApiError:
+    """The 413, after discarding up to ``DRAIN_BYTES`` more of the body so the client reads the answer instead of a
+    reset connection (beyond that the connection is closed)."""
+    drained, closing = 0, True
+    async for chunk in stream:
+        drained += len(chunk)
+        if drained > DRAIN_BYTES:
+            break
+    else:
+        closing = False
+    return ApiError(413, "payload_too_large", f"{found}; the limit is {limit:,} bytes ({limit // 1024} KiB) per "
+                    f"request and {MAX_EVENTS} events: split the events over several requests",
+                    headers={"Connection": "close"} if closing else None)
+
+
+def parse_events(body: bytes, max_events: int = MAX_EVENTS) -> tuple[list[Any], bool]:
+    """The events in a JSON body and whether it was a single object; 422 for bad JSON or shape, 413 for too many."""
+    if not body.strip():
+        raise _unprocessable("(body)", "the body is empty; send one event object or a list of them")
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise _unprocessable("(body)", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise _unprocessable("(body)", f"the body is not UTF-8 text (byte {exc.start}); send JSON in UTF-8") from None
+    except ValueError as exc:
+        raise _unprocessable("(body)", str(exc)) from None
+    except RecursionError:
+        raise _unprocessable("(body)", "the JSON is nested too deeply; send flat event objects") from None
+    if isinstance(payload, dict):
+        return [payload], True
+    if not isinstance(payload, list):
+        raise _unprocessable("(body)", f"expected an event object or a list of them, got a JSON "
+                             f"{_json_kind(payload)}")
+    if not payload:
+        raise _unprocessable("(body)", "the list is empty; send at least one event")
+    if len(payload) > max_events:
+        raise ApiError(413, "payload_too_large", f"the list holds {len(payload):,} events; the limit is {max_events} "
+                       "per request: split them over several requests")
+    return payload, False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; send null for an unknown value")
+
+
+def _json_kind(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}.get(type(value),
+                                                                                                  "value")
+
+
+def _unprocessable(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, errors=[{"field": field, "message": message}])
+
+
+# ---- the CPU part (runs in the thread pool so the event loop keeps serving the pages' websockets) ----------------
+
+def score_and_store(workbench: runtime.Workbench, events: list[Any]) -> tuple[list[dict[str, Any]], str]:
+    """Validate every event (422 listing each bad field), score with the champion (top reasons for every event),
+    store events and scores in one transaction; returns the results in order and the model id."""
+    scorer = _champion_scorer(workbench)
+    check_events(scorer, events)
+    store = workbench.store(scorer)
+    scored = scorer.score_events(events, history=store, k=REASONS_PER_EVENT)
+    scores = pd.DataFrame({"event_id": [s.event_id for s in scored], "model_id": scorer.model_id,
+                           "score": [s.score for s in scored], "tier": [s.tier for s in scored],
+                           "reasons": [s.reasons for s in scored], "features": [s.features for s in scored]})
+    store.write_batch(pd.DataFrame(events), scores, source="api")
+    return [_result(s) for s in scored], scorer.model_id
+
+
+def check_events(scorer: Scorer, events: list[Any]) -> None:
+    """422 listing every bad field of every event (the model's contract, plus the id the store keys events by)."""
+    errors, id_field, n = [], scorer.spec.event_id, len(events)
+    for i, event in enumerate(events):
+        try:
+            scorer.validate_event(event)
+        except EventValidationError as exc:
+            errors += [{"field": _where(i, e["field"], n), "message": e["message"]} for e in exc.errors]
+        if id_field and isinstance(event, dict) and event.get(id_field) in (None, ""):
+            errors.append({"field": _where(i, id_field, n),
+                           "message": "required: the API stores every event by its id; send a unique id per event"})
+    if errors:
+        raise ApiError(422, "invalid_events", _invalid_message(errors), errors=errors)
+
+
+def _result(scored: ScoredEvent) -> dict[str, Any]:
+    plain = scored.to_dict()
+    del plain["features"]
+    return plain
+
+
+def _champion_scorer(workbench: runtime.Workbench) -> Any:
+    try:
+        return workbench.scorer()
+    except ModelArtifactError as exc:
+        raise ApiError(503, "no_champion", f"{exc}. Train one on the Train page (or python -m fraudcore train) and "
+                       "promote it (python -m fraudcore promote MODEL_ID), then retry") from None
+
+
+def _where(i: int, field: str, n: int) -> str:
+    return field if n == 1 else f"[{i}].{field}"
+
+
+def _invalid_message(errors: list[dict[str, str]]) -> str:
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return f"{len(errors)} invalid field(s): {fields}; fix them and resend (nothing was stored)"
