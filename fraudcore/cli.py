@@ -236,7 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="input file (features; default ../shared/data/handbook_raw.parquet)")
     p.add_argument("--search-minutes", type=float, default=1.0, help="search budget per model (quality)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("review", help="the review queue's cases and decisions")
+    review_sub = p.add_subparsers(dest="review_command", required=True, metavar="REVIEW_COMMAND")
+    q = review_sub.add_parser("export", help="labels from dispositions as a training dataset (Parquet)")
+    q.add_argument("--out", required=True, help="output Parquet path (written atomically)")
+    q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
+    q.add_argument("--label-column", default="label", help="name of the label column (default: label)")
+    q.set_defaults(func=cmd_review_export)
     return parser
+
+
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from fraudcore.review_export import export_labels
+    from fraudcore.store import Store
+
+    with Store.open(Path(args.db) if args.db else None, read_only=True) as store:
+        _print_json(export_labels(store, args.out, label_column=args.label_column))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
