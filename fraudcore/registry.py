@@ -163,9 +163,11 @@ def load_model(model_id: str, root: Path | str | None = None) -> tuple[Any, Mode
     return model, meta
 
 
-def save_model(model: Any, metadata: ModelMetadata, root: Path | str | None = None, overwrite: bool = False) -> Path:
+def save_model(model: Any, metadata: ModelMetadata, root: Path | str | None = None, overwrite: bool = False,
+               extra_files: dict[str, str] | None = None) -> Path:
     """Write ``model`` and its metadata to ``root/<model_id>`` atomically; ``files``, matrix, names and params are
-    filled from the model. Refuses an existing id unless ``overwrite``."""
+    filled from the model; ``extra_files`` (name -> text, e.g. reference.json) are written and hashed beside the
+    model's own. Refuses an existing id unless ``overwrite``."""
     root = _root(root)
     target = root / check_name(metadata.model_id)
     if target.exists() and not overwrite:
@@ -177,7 +179,13 @@ def save_model(model: Any, metadata: ModelMetadata, root: Path | str | None = No
     tmp = root / f".tmp-{metadata.model_id}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        files = _hash_written(tmp, model.save(tmp))
+        names = list(model.save(tmp))
+        for name, text in (extra_files or {}).items():
+            if name in names:
+                raise ModelArtifactError(f"extra file {name!r} clashes with a file the {model.algo} model writes")
+            (tmp / check_name(name, "model file name")).write_text(text, encoding="utf-8")
+            names.append(name)
+        files = _hash_written(tmp, names)
         meta = _completed(metadata, model, files)
         from fraudcore.model_card import render_card
 

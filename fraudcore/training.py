@@ -17,6 +17,7 @@ from fraudcore.evaluate import curves, evaluate
 from fraudcore.features import FeatureConfig
 from fraudcore.inputs import FeatureMode, ModelInputs, model_inputs
 from fraudcore.loading import LoadedDataset
+from fraudcore.reference import REFERENCE_FILE, build_reference
 from fraudcore.registry import (
     FORMAT_VERSION,
     ModelMetadata,
@@ -136,7 +137,9 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
         libraries=library_versions(), files={},
     )
     report(0.97, "saving the artifact")
-    save_model(model, metadata, root=root)
+    reference = build_reference(X.iloc[split.train][list(model.matrix_.feature_names)],
+                                np.r_[valid_score, test_score], categorical=inputs.categorical)
+    save_model(model, metadata, root=root, extra_files={REFERENCE_FILE: reference.to_json()})
     report(1.0, f"saved {request.model_id}")
     return load_model(request.model_id, root=root)[1]
 
