@@ -42,8 +42,8 @@ from fraudcore.thresholds import ThresholdChange, TierPolicy
 __all__ = [
     "CARD_FILE", "CHAMPION_FILE", "FORMAT_VERSION", "METADATA_FILE", "READABLE_FORMATS", "RESERVED_NAMES",
     "ChampionRecord", "ModelMetadata", "champion_id", "check_input_schema", "check_name", "data_fingerprint",
-    "library_differences", "library_versions", "list_models", "load_model", "promote", "required_columns",
-    "save_model", "update_tiers",
+    "library_differences", "library_versions", "list_models", "load_metadata", "load_model", "promote",
+    "required_columns", "save_model", "update_tiers",
 ]
 
 def _root(root: Path | str | None) -> Path:
@@ -161,6 +161,11 @@ def load_model(model_id: str, root: Path | str | None = None) -> tuple[Any, Mode
     if names and list(model.matrix_.feature_names) != names:
         raise ModelArtifactError(f"model {model_id!r}: loaded feature names differ from metadata; retrain it")
     return model, meta
+
+
+def load_metadata(model_id: str, root: Path | str | None = None) -> ModelMetadata:
+    """A model's metadata after every check in ``_verified``, without loading the model itself."""
+    return _verified(_root(root) / check_name(model_id))
 
 
 def save_model(model: Any, metadata: ModelMetadata, root: Path | str | None = None, overwrite: bool = False,

@@ -101,6 +101,24 @@ def tune_threshold(
     return _tune(_table(y_true, score, event_time, amount), objective, target)
 
 
+def choice_at(
+    y_true: ArrayLike,
+    score: ArrayLike,
+    threshold: float,
+    objective: Objective,
+    target: float | None = None,
+    *,
+    event_time: ArrayLike | None = None,
+    amount: ArrayLike | None = None,
+    review_cost: float = 5.0,
+) -> ThresholdChoice:
+    """What a cut chosen by hand achieves on this window, recorded under the objective and target it was meant for."""
+    target = _checked_target(objective, target, review_cost)
+    _check_inputs(objective, event_time, amount)
+    table = _table(y_true, score, event_time, amount)
+    return _choice(table, objective, target, _row_at(table, threshold), float(threshold))
+
+
 def derive_tiers(
     y_true: ArrayLike,
     score: ArrayLike,

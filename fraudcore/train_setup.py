@@ -1,0 +1,72 @@
+"""What the Train page needs around ``training.train``: a model id to suggest and check, and the headline results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fraudcore.config import get_paths
+from fraudcore.errors import ModelArtifactError
+from fraudcore.metadata import ModelMetadata, check_name
+
+ALGO_LABELS = {
+    "xgboost": "Gradient-boosted trees (XGBoost)",
+    "logreg": "Logistic regression",
+    "anomaly": "Anomaly detection (isolation forest, no labels needed to fit)",
+}
+FEATURE_LABELS = {
+    "auto": "Velocity and risk features per entity (when the data has entities)",
+    "handbook": "Fraud Detection Handbook features (customer spend, terminal risk)",
+    "none": "The raw columns only",
+}
+
+
+def suggest_model_id(algo: str, now: datetime | None = None) -> str:
+    """A fresh, valid model id: the family and the UTC time, e.g. ``xgboost-20250110-175732``."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    return check_name(f"{algo}-{stamp}")
+
+
+def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:
+    """``model_id`` stripped, if it is a valid name no model in the registry uses yet; ModelArtifactError otherwise."""
+    model_id = check_name(model_id.strip())
+    folder = Path(root) if root is not None else get_paths().artifacts
+    if (folder / model_id).exists():
+        raise ModelArtifactError(f"model {model_id!r} already exists in {folder}; choose another id")
+    return model_id
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline figure: a label, its formatted value and what it means."""
+
+    label: str
+    value: str
+    help: str
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "—" if value is None else format(value, pattern)
+
+
+def headline_metrics(meta: ModelMetadata, window: str = "test") -> list[Headline]:
+    """The figures an analyst reads first, on one window of the saved metrics (the test window by default)."""
+    m = meta.metrics.get(window) or {}
+    k = m.get("k")
+    figures = [
+        Headline("Average precision", _fmt(m.get("average_precision"), ".3f"),
+                 "Area under the precision-recall curve: the headline for rare fraud (random ranking = fraud rate)"),
+        Headline("ROC AUC", _fmt(m.get("roc_auc"), ".3f"), "Chance that a fraud outranks a legitimate event"),
+        Headline(f"Precision@{k}/day", _fmt(m.get("precision_at_k"), ".1%"),
+                 f"Share of fraud among the {k} highest scores of each day (the daily review budget)"),
+    ]
+    if m.get("card_precision_at_k") is not None:
+        figures.append(Headline(f"Card precision@{k}/day", _fmt(m.get("card_precision_at_k"), ".1%"),
+                                f"Share of the {k} riskiest cards each day that had a fraud"))
+    figures += [
+        Headline("Recall at review cut", _fmt(m.get("recall"), ".1%"),
+                 f"Share of frauds at or above the review (medium) cut {_fmt(m.get('threshold'), '.4g')}"),
+        Headline("Alerts per day", _fmt(m.get("alerts_per_day"), ",.1f"), "Events at or above the review cut per day"),
+    ]
+    return figures

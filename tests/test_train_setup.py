@@ -1,0 +1,44 @@
+"""Train page helpers: model ids suggested and checked, headline figures read from the saved metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fraudcore.config import get_paths
+from fraudcore.errors import ModelArtifactError
+from fraudcore.registry import load_metadata
+from fraudcore.train_setup import check_new_model_id, headline_metrics, suggest_model_id
+
+
+def test_suggested_ids_name_the_family_and_utc_time():
+    assert suggest_model_id("logreg", datetime(2025, 1, 10, 17, 57, 32, tzinfo=UTC)) == "logreg-20250110-175732"
+    assert suggest_model_id("xgboost").startswith("xgboost-20")
+
+
+def test_new_ids_must_be_valid_and_unused():
+    assert check_new_model_id("  my-model_1.2 ") == "my-model_1.2"
+    for bad in ("../up", "has space", "", "-dash-first"):
+        with pytest.raises(ModelArtifactError, match="is not allowed"):
+            check_new_model_id(bad)
+    (get_paths().ensure().artifacts / "taken").mkdir()
+    with pytest.raises(ModelArtifactError, match="already exists"):
+        check_new_model_id("taken")
+
+
+def test_headline_figures_come_from_the_saved_test_metrics(trained):
+    meta = load_metadata(trained.model_id, trained.root)
+    test = meta.metrics["test"]
+    figures = {h.label: h for h in headline_metrics(meta)}
+    assert figures["Average precision"].value == f"{test['average_precision']:.3f}"
+    assert figures["ROC AUC"].value == f"{test['roc_auc']:.3f}"
+    assert figures["Precision@100/day"].value == f"{test['precision_at_k']:.1%}"
+    assert figures["Card precision@100/day"].value == f"{test['card_precision_at_k']:.1%}"
+    assert figures["Alerts per day"].value == f"{test['alerts_per_day']:,.1f}"
+    assert f"{test['threshold']:.4g}" in figures["Recall at review cut"].help
+    valid = {h.label: h.value for h in headline_metrics(meta, "valid")}
+    assert valid["Average precision"] == f"{meta.metrics['valid']['average_precision']:.3f}"
+    empty = meta.model_copy(update={"metrics": {"test": {"k": 50, "card_precision_at_k": None}}})
+    values = {h.label: h.value for h in headline_metrics(empty)}
+    assert values["Average precision"] == "—" and "Card precision@50/day" not in values
