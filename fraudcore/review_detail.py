@@ -15,10 +15,6 @@ from fraudcore.store import Store
 
 __all__ = ["CaseDetail", "audit_trail", "case_detail", "entity_history"]
 
-# the newest live (non-shadow) score of each event in ``ids``
-LIVE_SCORES_SQL = """SELECT event_id, model_id, score, tier, reasons, features, scored_at FROM scores
-  WHERE NOT coalesce(shadow, false) AND event_id IN (SELECT event_id FROM ids)
-  QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1"""
 
 
 @dataclass
@@ -31,6 +27,13 @@ class CaseDetail:
     history: dict[str, pd.DataFrame] = field(default_factory=dict)  # 'customer_id=17' -> recent events
     audit: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar: SimilarCases | None = None
+
+
+def live_scores_sql(columns: str = "score, tier") -> str:
+    """SQL for the newest live (non-shadow) score of each event in a CTE named ``ids``, with these columns."""
+    return f"""SELECT event_id, {columns} FROM scores
+      WHERE NOT coalesce(shadow, false) AND event_id IN (SELECT event_id FROM ids)
+      QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1"""
 
 
 def case_detail(store: Store, case_id: int, history_limit: int = 20, similar_k: int = 10,
@@ -48,7 +51,8 @@ def case_detail(store: Store, case_id: int, history_limit: int = 20, similar_k: 
     row = found.iloc[0].to_dict()
     event = json.loads(row.pop("raw"))
     row["disposition_text"] = DISPOSITION_TEXT.get(row["disposition"]) if row["disposition"] else None
-    score = store.query(f"WITH ids AS (SELECT ? AS event_id) {LIVE_SCORES_SQL}", [row["event_id"]])
+    columns = "model_id, score, tier, reasons, features, scored_at"
+    score = store.query(f"WITH ids AS (SELECT ? AS event_id) {live_scores_sql(columns)}", [row["event_id"]])
     live = None
     if not score.empty:
         live = score.iloc[0].to_dict()
@@ -69,23 +73,24 @@ def entity_history(store: Store, event_id: str, limit: int = 20) -> dict[str, pd
     if event.empty:
         raise ReviewError(f"there is no stored event {event_id!r}")
     raw, at = json.loads(event["raw"].iloc[0]), event["event_time"].iloc[0]
-    out = {}
-    for entity in store.keys.entities:
-        if raw.get(entity) is None:
-            continue
-        key = f"{entity}={entity_text(raw[entity])}"
-        out[key] = store.query(
-            f"""WITH ids AS (SELECT event_id, event_time FROM event_entities WHERE entity_key = ? AND event_time <= ?
-                             ORDER BY event_time DESC, event_id DESC LIMIT ?),
-                     live AS ({LIVE_SCORES_SQL}), last AS ({LAST_DISPOSITION_SQL})
-                SELECT ids.event_id, ids.event_time, e.amount, live.score, live.tier, c.case_id, c.status,
-                       c.assignee, last.disposition, last.decided_by, last.decided_at, e.label,
-                       ids.event_id = ? AS this_event
-                FROM ids JOIN events e USING (event_id) LEFT JOIN live USING (event_id)
-                     LEFT JOIN cases c USING (event_id) LEFT JOIN last USING (case_id)
-                ORDER BY ids.event_time DESC, ids.event_id DESC""",
-            [key, at, int(limit), str(event_id)])
-    return out
+    keys = [f"{e}={entity_text(raw[e])}" for e in store.keys.entities if raw.get(e) is not None]
+    if not keys:
+        return {}
+    found = store.query(  # one query for every entity: the latest ``limit`` events per entity value
+        f"""WITH ids AS (SELECT entity_key, event_id, event_time FROM event_entities
+                         WHERE entity_key IN ({', '.join('?' * len(keys))}) AND event_time <= ?
+                         QUALIFY row_number() OVER (PARTITION BY entity_key
+                                                    ORDER BY event_time DESC, event_id DESC) <= ?),
+                 live AS ({live_scores_sql()}), last AS ({LAST_DISPOSITION_SQL})
+            SELECT ids.entity_key, ids.event_id, ids.event_time, e.amount, live.score, live.tier, c.case_id,
+                   c.status, c.assignee, last.disposition, last.decided_by, last.decided_at, e.label,
+                   ids.event_id = ? AS this_event
+            FROM ids JOIN events e USING (event_id) LEFT JOIN live USING (event_id)
+                 LEFT JOIN cases c USING (event_id) LEFT JOIN last USING (case_id)
+            ORDER BY ids.entity_key, ids.event_time DESC, ids.event_id DESC""",
+        [*keys, at, int(limit), str(event_id)])
+    return {key: found[found["entity_key"] == key].drop(columns="entity_key").reset_index(drop=True)
+            for key in keys}
 
 
 def audit_trail(store: Store, case_id: int) -> pd.DataFrame:
