@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -183,6 +185,33 @@ def test_refused_actions_write_nothing(store: Store, cases: dict[str, int]) -> N
     assert store.query("SELECT assignee FROM cases WHERE case_id = ?", [cases["e1"]])["assignee"].iloc[0] == "ana"
 
 
+def test_a_failure_mid_action_leaves_no_trace(store: Store, cases: dict[str, int],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store.transaction
+
+    class FailingLabels:
+        def __init__(self, con: object) -> None:
+            self.con = con
+
+        def execute(self, sql: str, params: object = None) -> object:
+            if sql.startswith("UPDATE events"):
+                raise RuntimeError("disk full")
+            return self.con.execute(sql, params)
+
+    @contextmanager
+    def failing() -> Iterator[FailingLabels]:
+        with real() as con:
+            yield FailingLabels(con)
+
+    monkeypatch.setattr(store, "transaction", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        decide(store, cases["e1"], "ana", "confirmed_fraud")
+    monkeypatch.setattr(store, "transaction", real)
+    assert store.query("SELECT count(*) AS n FROM decisions")["n"].iloc[0] == 0  # the decision row rolled back too
+    assert store.query("SELECT status FROM cases WHERE case_id = ?", [cases["e1"]])["status"].iloc[0] == "open"
+    assert labels(store)["e1"] is None
+
+
 def test_claim_race_has_one_winner(store: Store, cases: dict[str, int]) -> None:
     start, outcomes = threading.Barrier(4), []
 
@@ -342,6 +371,17 @@ def test_export_labels_latest_disposition_wins(store: Store, cases: dict[str, in
     assert [p.name for p in out.parent.iterdir()] == ["labels.parquet"]  # no temporary file left
     with pytest.raises(ReviewError, match=r"\*.parquet"):
         export_labels(store, tmp_path / "labels.csv")
+
+
+def test_export_keeps_fields_whose_kind_differs_between_events(store: Store, tmp_path: Path) -> None:
+    first, first_scores = batch([row(1, "high", 0.9, 10.0)])
+    second, second_scores = batch([row(2, "high", 0.9, 10.0)])
+    store.write_batch(first.assign(channel=7), first_scores)  # a number in one event, text in the other
+    store.write_batch(second, second_scores)
+    decide(store, 1, "ana", "legitimate")
+    decide(store, 2, "ana", "confirmed_fraud")
+    export_labels(store, tmp_path / "mixed.parquet")
+    assert sorted(pd.read_parquet(tmp_path / "mixed.parquet")["channel"]) == ["7", "web"]
 
 
 def test_cli_review_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
