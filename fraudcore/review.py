@@ -152,11 +152,11 @@ def _act(store: Store, case_id: int, analyst: str, action: str, note: str | None
 
 def derive_states(store: Store, case_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """(case_id, status, assignee) folded from the decision log alone (cases without decisions are open, unheld)."""
-    where, params = ("", []) if case_ids is None else \
-        (f"WHERE case_id IN ({', '.join('?' * len(case_ids))})", [_case_id(c) for c in case_ids])
-    if case_ids is not None and not case_ids:
+    if case_ids is not None and not len(case_ids):
         return pd.DataFrame({"case_id": pd.Series(dtype="int64"), "status": pd.Series(dtype=object),
                              "assignee": pd.Series(dtype=object)})
+    where, params = ("", []) if case_ids is None else \
+        (f"WHERE case_id IN ({', '.join('?' * len(case_ids))})", [_case_id(c) for c in case_ids])
     cases = store.query(f"SELECT case_id FROM cases {where} ORDER BY case_id", params)
     log = store.query(f"SELECT case_id, analyst, action FROM decisions {where} ORDER BY case_id, decision_id", params)
     state = {int(c): ("open", None) for c in cases["case_id"]}

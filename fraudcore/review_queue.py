@@ -63,9 +63,11 @@ class QueueFilter:
                                   f"{list(store.keys.entities)}; filter by one of those")
             parts.append("c.event_id IN (SELECT event_id FROM event_entities WHERE entity_key = ?)")
             params.append(f"{column}={entity_text(value)}")
-        if self.since is not None or self.until is not None:
-            parts.append("c.event_id IN (SELECT event_id FROM events WHERE event_time BETWEEN ? AND ?)")
-            params += [_naive(self.since or datetime.min), _naive(self.until or datetime.max)]
+        bounds = [(op, _naive(t)) for op, t in ((">=", self.since), ("<=", self.until)) if t is not None]
+        if bounds:
+            parts.append("c.event_id IN (SELECT event_id FROM events WHERE "
+                         f"{' AND '.join(f'event_time {op} ?' for op, _ in bounds)})")
+            params += [t for _, t in bounds]
         return " AND ".join(parts), params
 
 

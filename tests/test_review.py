@@ -112,6 +112,7 @@ def test_queue_filters(store: Store, cases: dict[str, int]) -> None:
     assert ids(entities={"customer_id": 1}, statuses=()) == ["e1", "e3"]
     assert ids(entities={"customer_id": 1, "terminal_id": "T2"}) == ["e3"]
     assert ids(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=3)) == ["e2", "e3"]
+    assert ids(since=T0 + timedelta(minutes=3)) == ["e3"] and ids(until=T0 + timedelta(minutes=1)) == ["e4"]
     with pytest.raises(ReviewError, match=r"'card_id'.*customer_id"):
         queue(store, QueueFilter(entities={"card_id": 4}))
     with pytest.raises(ReviewError, match="unknown case status"):
