@@ -101,7 +101,7 @@ def _round(values: np.ndarray) -> list[float]:
 def numeric_reference(values: pd.Series | np.ndarray | Sequence, n_bins: int = N_BINS) -> FeatureReference:
     """Reference of a numeric input: edges at the training quantiles 1/n_bins .. (n_bins-1)/n_bins (distinct
     observed values), shares per bin, mean, std, missing share and the sketch."""
-    x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    x = as_numbers(values)
     n = x.size
     if n == 0:
         raise FraudcoreError("a reference needs at least one training value")
@@ -150,7 +150,7 @@ def bin_counts(ref: FeatureReference, values: pd.Series | np.ndarray | Sequence)
         codes = np.array([len(ref.categories) + 1 if v is None else position.get(v, len(ref.categories))
                           for v in text.tolist()], dtype=np.int64)
         return np.bincount(codes, minlength=len(ref.categories) + 2).astype(float)
-    x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    x = as_numbers(values)
     missing = ~np.isfinite(x)
     n_value_bins = len(ref.edges) + 1 if ref.edges else 1
     codes = np.searchsorted(np.asarray(ref.edges, dtype=float), x[~missing], side="left") if ref.edges else \
@@ -174,7 +174,7 @@ def ks(ref: FeatureReference, values: pd.Series | np.ndarray | Sequence) -> tupl
     has no numbers or the input is categorical."""
     if ref.kind != "numeric" or not ref.sketch:
         return None, None
-    x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    x = as_numbers(values)
     x = x[np.isfinite(x)]
     if not x.size:
         return None, None
@@ -194,6 +194,16 @@ def load_reference(model_id: str, root: Path | str | None = None) -> ModelRefere
         raise ModelArtifactError(f"model {model_id!r} has no reference statistics ({REFERENCE_FILE}); it was "
                                  "trained before drift monitoring existed: retrain it to monitor drift")
     return ModelReference.from_json((folder / REFERENCE_FILE).read_text(encoding="utf-8"))
+
+
+def as_numbers(values: pd.Series | np.ndarray | Sequence) -> np.ndarray:
+    """Values as floats, NaN where missing or not a number (text from JSON is parsed)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
+    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values) and \
+            not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(dtype=float)
 
 
 def _is_numeric(column: pd.Series) -> bool:
