@@ -40,7 +40,7 @@ MAX_NOTE = 4000
 # the latest disposition-or-reopen per case; ``disposition`` is null after a reopening
 LAST_DISPOSITION_SQL = f"""SELECT case_id, nullif(arg_max(action, decision_id), 'reopen') AS disposition,
     arg_max(analyst, decision_id) AS decided_by, arg_max("at", decision_id) AS decided_at,
-    arg_max(note, decision_id) AS decision_note, max(decision_id) AS last_decision
+    arg_max_null(note, decision_id) AS decision_note, max(decision_id) AS last_decision
   FROM decisions WHERE action IN ({', '.join(repr(a) for a in [*DISPOSITIONS, 'reopen'])}) GROUP BY case_id"""
 
 

@@ -304,10 +304,12 @@ def test_case_detail_has_event_score_reasons_history_and_trail(store: Store, cas
     assert list(detail.history) == ["customer_id=1", "terminal_id=T2"]
     assert detail.audit["what"].tolist() == ["claimed"]
     assert detail.similar.summary == "no decided cases with model inputs to compare with yet"
-    decide(store, c, "ana", "legitimate", "known customer")
+    decide(store, c, "ana", "needs_info", "ask the customer")
+    decide(store, c, "ana", "legitimate")  # no note this time: the case shows none, not the earlier one
     closed = case_detail(store, c, similar_k=0)
     assert (closed.case["disposition"], closed.case["disposition_text"], closed.case["label"]) == \
         ("legitimate", "legitimate", 0)
+    assert closed.case["decision_note"] is None and closed.case["decided_by"] == "ana"
     assert closed.similar is None
     with pytest.raises(ReviewError, match="no case 12345"):
         case_detail(store, 12345)
