@@ -7,6 +7,7 @@ costs in data. The split itself comes from ``fraudcore.split.make_split`` on the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,14 @@ def period_for(span: pd.Timedelta) -> str:
     if span <= pd.Timedelta(days=7):
         return "h"
     return "D" if span <= pd.Timedelta(days=183) else "W"
+
+
+def default_dates(frame: pd.DataFrame, test_share: float = 0.25) -> tuple[date, date, date, date]:
+    """Train and test date ranges for a dates split: the last ``test_share`` of calendar days (at least one) test."""
+    first, last = pd.Timestamp(frame["time"].min()).date(), pd.Timestamp(frame["time"].max()).date()
+    test_days = max(1, round(((last - first).days + 1) * test_share))
+    train_end = max(first, last - timedelta(days=test_days))
+    return first, train_end, train_end + timedelta(days=1), last
 
 
 def split_preview(frame: pd.DataFrame, plan: SplitPlan) -> SplitPreview:

@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fraudcore.config import get_paths
+from fraudcore.dataset import open_dataset
 from fraudcore.errors import ModelArtifactError
+from fraudcore.jobs import Job, Jobs
 from fraudcore.metadata import ModelMetadata, check_name
+from fraudcore.spec import DatasetSpec
+from fraudcore.thresholds import OBJECTIVES
+from fraudcore.training import TrainRequest, train
 
 ALGO_LABELS = {
     "xgboost": "Gradient-boosted trees (XGBoost)",
@@ -35,6 +40,22 @@ def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:
     if (folder / model_id).exists():
         raise ModelArtifactError(f"model {model_id!r} already exists in {folder}; choose another id")
     return model_id
+
+
+def objectives_for(spec: DatasetSpec) -> list[str]:
+    """Tier objectives the data can serve: alert budgets need event times, cost needs amounts."""
+    return [o for o in OBJECTIVES if (o != "alert_budget" or spec.event_time) and (o != "cost" or spec.amount)]
+
+
+def start_training(jobs: Jobs, data: str | Path, spec: DatasetSpec, request: TrainRequest,
+                   root: Path | str | None = None) -> Job:
+    """Train in the background (one job per model id); the job's result is the saved model's metadata."""
+    folder = Path(root) if root is not None else get_paths().artifacts
+
+    def work(progress) -> ModelMetadata:
+        return train(open_dataset(data, spec=spec), request, progress=progress, root=folder)
+
+    return jobs.submit(f"train {request.model_id}", work, key=f"train:{request.model_id}")
 
 
 @dataclass(frozen=True)

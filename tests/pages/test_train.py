@@ -1,0 +1,122 @@
+"""Train page: the split on a timeline, training in the background with progress, results with metrics and card."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fraudcore import runtime
+from fraudcore.config import get_paths
+from fraudcore.errors import FraudcoreError
+from fraudcore.registry import load_metadata
+from fraudcore.simulate import generate_to_file
+from fraudcore.training import TrainRequest, train
+from tests.conftest import REPO
+
+PAGE = str(REPO / "pages" / "train.py")
+
+
+def page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=120)
+
+
+@pytest.fixture
+def demo_ready():
+    paths = get_paths().ensure()
+    generate_to_file(paths.demo_dataset, rows=20_000, seed=3)
+    return paths.demo_dataset
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_without_data_the_page_says_where_to_get_some():
+    at = page().run()
+    assert not at.exception
+    assert "No dataset yet" in at.info[0].value
+
+
+def test_training_from_the_page_shows_metrics_curves_and_card(demo_ready):
+    at = page()
+    at.session_state["analyst"] = "ana"
+    at.run()
+    assert not at.exception
+    assert "time-ordered split" in " ".join(c.value for c in at.caption)
+    assert len(at.get("vega_lite_chart")) == 1  # the split timeline
+    assert at.text_input(key="train_model_id").value.startswith("xgboost-")
+    at.number_input(key="train_minutes").set_value(0.0)
+    at.selectbox(key="train_algo").set_value("logreg").run()
+    assert at.text_input(key="train_model_id").value.startswith("logreg-")  # the suggestion follows the family
+    at.text_input(key="train_model_id").input("first-model")
+    button(at, "Train").click().run()
+    assert not at.exception
+    job = runtime.current().jobs.latest("train:first-model")
+    assert job is not None and job.wait(120) and job.status == "done", job.error
+    at.run()
+    assert not at.exception
+    assert any("Trained **first-model**" in s.value for s in at.success)
+    meta = load_metadata("first-model")
+    assert meta.algo == "logreg" and meta.created_by == "ana" and meta.search["minutes"] == 0
+    shown = metrics(at)
+    assert shown["Average precision"] == f"{meta.metrics['test']['average_precision']:.3f}"
+    assert shown["ROC AUC"] == f"{meta.metrics['test']['roc_auc']:.3f}"
+    assert "Precision@100/day" in shown and "Alerts per day" in shown
+    assert len(at.get("vega_lite_chart")) == 3  # timeline, PR, ROC
+    assert any(m.value.startswith("# Model card: first-model") for m in at.markdown)
+    assert at.selectbox(key="train_show").value == "first-model"
+    assert at.text_input(key="train_model_id").value != "first-model"  # a fresh id for the next model
+
+
+def test_progress_is_shown_while_training_and_failures_say_why(demo_ready):
+    gate = threading.Event()
+    paths = get_paths()
+
+    def slow(progress):
+        progress(0.4, "computing features")
+        gate.wait(60)
+        return train(paths.demo_dataset, TrainRequest(model_id="gated", algo="logreg", search_minutes=0),
+                     root=paths.artifacts)
+
+    job = runtime.current().jobs.submit("train gated", slow, key="train:gated")
+    at = page()
+    at.session_state["train_job"] = job.job_id
+    at.run()
+    assert not at.exception
+    bars = at.get("progress")
+    assert len(bars) == 1 and bars[0].proto.value == 40 and "computing features" in bars[0].proto.text
+    assert button(at, "Train").disabled  # one training at a time per session
+    gate.set()
+    assert job.wait(120) and job.status == "done"
+    at.run()
+    assert not at.get("progress") and any("Trained **gated**" in s.value for s in at.success)
+
+    def broken(progress):
+        raise FraudcoreError("the validation window has no fraud: make it longer (or use more data)")
+
+    failed = runtime.current().jobs.submit("train broken", broken, key="train:broken")
+    assert failed.wait(10)
+    at.session_state["train_job"] = failed.job_id
+    at.run()
+    assert any("broken** failed: the validation window has no fraud" in e.value for e in at.error)
+
+
+def test_taken_ids_and_impossible_splits_are_refused(demo_ready):
+    train(demo_ready, TrainRequest(model_id="taken", algo="logreg", search_minutes=0))
+    at = page().run()
+    at.text_input(key="train_model_id").input("taken")
+    button(at, "Train").click().run()
+    assert any("already exists" in e.value for e in at.error)
+    at.number_input(key="train_delay_days").set_value(3.0).run()  # the demo spans five days: no room left
+    assert any("window is empty" in e.value for e in at.error)
+    assert button(at, "Train").disabled
+    at.segmented_control(key="train_split_kind").set_value("random").run()
+    assert any("overstate" in w.value for w in at.warning)
+    assert "NOT time-ordered" in " ".join(c.value for c in at.caption)
+    assert not button(at, "Train").disabled
