@@ -43,7 +43,8 @@ def case_detail(store: Store, case_id: int, history_limit: int = 20, similar_k: 
     case_id = _case_id(case_id)
     found = store.query(
         f"""WITH last AS ({LAST_DISPOSITION_SQL})
-            SELECT c.*, e.event_time, e.label, e.raw, last.disposition, last.decided_by, last.decided_at
+            SELECT c.*, e.event_time, e.label, e.raw, last.disposition, last.decided_by, last.decided_at,
+                   last.decision_note
             FROM cases c JOIN events e USING (event_id) LEFT JOIN last USING (case_id) WHERE c.case_id = ?""",
         [case_id])
     if found.empty:
