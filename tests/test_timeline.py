@@ -11,7 +11,7 @@ from fraudcore.dataset import open_dataset
 from fraudcore.errors import DataContractError, FraudcoreError
 from fraudcore.simulate import generate_to_file
 from fraudcore.split import SplitPlan
-from fraudcore.timeline import GAP, MIXED, UNUSED, event_times, period_for, split_preview
+from fraudcore.timeline import GAP, MIXED, UNUSED, default_dates, event_times, period_for, split_preview
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,12 @@ def test_period_width_follows_the_span():
     assert period_for(pd.Timedelta(days=5)) == "h"
     assert period_for(pd.Timedelta(days=90)) == "D"
     assert period_for(pd.Timedelta(days=400)) == "W"
+
+
+def test_default_dates_test_the_last_quarter_of_days(frame):
+    first, train_end, test_start, last = default_dates(frame)
+    assert first == frame["time"].min().date() and last == frame["time"].max().date()
+    assert train_end < test_start <= last and (test_start - train_end).days == 1
+    one_day = pd.DataFrame({"time": pd.to_datetime(["2025-01-01 01:00", "2025-01-01 05:00"]), "label": [0, 1]})
+    start, end, test_from, test_to = default_dates(one_day)
+    assert start == end and test_from > test_to  # one day cannot be split by dates: the plan will say so

@@ -9,7 +9,13 @@ import pytest
 from fraudcore.config import get_paths
 from fraudcore.errors import ModelArtifactError
 from fraudcore.registry import load_metadata
-from fraudcore.train_setup import check_new_model_id, headline_metrics, suggest_model_id
+from fraudcore.train_setup import (
+    check_new_model_id,
+    headline_metrics,
+    objectives_for,
+    start_training,
+    suggest_model_id,
+)
 
 
 def test_suggested_ids_name_the_family_and_utc_time():
@@ -42,3 +48,29 @@ def test_headline_figures_come_from_the_saved_test_metrics(trained):
     empty = meta.model_copy(update={"metrics": {"test": {"k": 50, "card_precision_at_k": None}}})
     values = {h.label: h.value for h in headline_metrics(empty)}
     assert values["Average precision"] == "—" and "Card precision@50/day" not in values
+
+
+def test_training_runs_as_one_background_job_per_model_id(tmp_path):
+    from fraudcore.jobs import Jobs
+    from fraudcore.simulate import generate_to_file
+    from fraudcore.spec import DatasetSpec
+    from fraudcore.training import TrainRequest
+
+    data = generate_to_file(tmp_path / "events.parquet", rows=8_000, seed=3)["path"]
+    jobs = Jobs()
+    spec = DatasetSpec(event_id="event_id", event_time="event_time", label="is_fraud", amount="amount",
+                       categorical=["channel"])  # the analyst's roles: no entities, so no velocity features
+    request = TrainRequest(model_id="bg", algo="logreg", search_minutes=0)
+    job = start_training(jobs, data, spec, request, tmp_path / "artifacts")
+    assert start_training(jobs, data, spec, request, tmp_path / "artifacts") is job  # same id: the same job
+    assert job.wait(120) and job.status == "done", job.error
+    assert job.result.model_id == "bg" and job.fraction == 1.0 and job.message == "saved bg"
+    assert load_metadata("bg", tmp_path / "artifacts").feature_names == ["amount", "channel"]
+
+
+def test_objectives_follow_the_columns_the_data_has():
+    from fraudcore.spec import DatasetSpec
+
+    assert objectives_for(DatasetSpec(event_time="t", amount="a", label="y")) == [
+        "f1", "precision", "recall", "alert_budget", "cost"]
+    assert objectives_for(DatasetSpec(label="y")) == ["f1", "precision", "recall"]
