@@ -64,4 +64,7 @@ if __name__ == "__main__":
         for section, pages in PAGES.items()
     }
     navigation = st.navigation({s: p for s, p in sections.items() if p})
+    from pages.sidebar import render_sidebar
+
+    render_sidebar()
     navigation.run()

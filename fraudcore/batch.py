@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fraudcore.errors import FraudcoreError
-from fraudcore.explain import explain, reasons_frame
+from fraudcore.explain import Explanation, explain, reasons_frame
 from fraudcore.features_batch import build_features
 from fraudcore.loading import LoadedDataset, load_dataset, qident, typed_spec
 from fraudcore.matrix import MatrixSpec
@@ -40,13 +41,17 @@ Progress = Callable[[float, str], None]
 TIERS = ("high", "medium", "low")
 ROW, RAW = "__fc_row", "__fc_raw_"  # file row key (0-based) and prefix of the untouched input columns
 FEATURES_DONE = 0.35  # share of the progress bar spent before streaming starts
+MAX_AMOUNT = 1e12  # the features hold amounts as integer micro-units (BIGINT): larger ones are rejected
 
 
 def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None = None, *,
                explain_tiers: Sequence[str] = ("high", "medium"), explain_all: bool = False, k: int = 3,
                chunk_rows: int = 200_000, rejects_path: str | Path | None = None, root: str | Path | None = None,
-               progress: Progress | None = None) -> dict[str, Any]:
-    """Score every valid row of ``in_path`` into ``out_path`` (same format); return counts, paths and timings."""
+               progress: Progress | None = None, explanation_sample: int = 0) -> dict[str, Any]:
+    """Score every valid row of ``in_path`` into ``out_path`` (same format); return counts, paths and timings.
+
+    ``explanation_sample`` > 0 also returns ``explanation``: the contributions of up to that many of the explained
+    rows (a seeded sample across the file, None when no row was explained), for a SHAP summary of the batch."""
     started, report = time.perf_counter(), progress or (lambda fraction, message: None)
     in_path, out_path = Path(in_path), Path(out_path)
     _check_request(in_path, out_path, explain_tiers, k, chunk_rows)
@@ -74,7 +79,8 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
         seconds["features"] = time.perf_counter() - tick
         report(FEATURES_DONE, "features ready; scoring")
         tiers_to_explain = TIERS if explain_all else tuple(explain_tiers)
-        run = _stream(features, tmp_out, fmt, scorer, layout, tiers_to_explain, k, chunk_rows, report)
+        run = _stream(features, tmp_out, fmt, scorer, layout, tiers_to_explain, k, chunk_rows, report,
+                      explanation_sample)
         seconds.update(run.pop("seconds"))
         os.replace(tmp_out, out_path)
         if rejected:
@@ -152,6 +158,8 @@ def _number_check(column: str, raw: str, amount: bool = False) -> str:
     if amount:
         bad += f"WHEN isnan({q}) OR isinf({q}) THEN {_text(f'{column}: not finite')} "
         bad += f"WHEN {q} < 0 THEN {_text(f'{column}: negative (')} || CAST({q} AS VARCHAR) || ')' "
+        bad += (f"WHEN {q} > {MAX_AMOUNT:.0e} THEN {_text(f'{column}: too large (')} || CAST({q} AS VARCHAR) || "
+                f"{_text(f'); amounts up to {MAX_AMOUNT:.0e} can be scored')} ")
     else:
         bad += f"WHEN isinf({q}) THEN {_text(f'{column}: not finite')} "
     return f"CASE {bad}END"
@@ -194,8 +202,9 @@ def _write_features(ds: LoadedDataset, scorer: Scorer, layout: _Layout, path: Pa
 
 
 def _stream(features: Path, out: Path, fmt: str, scorer: Scorer, layout: _Layout, tiers_to_explain: Sequence[str],
-            k: int, chunk_rows: int, report: Progress) -> dict[str, Any]:
-    """Score, tier and explain the features file chunk by chunk, appending each chunk to ``out``."""
+            k: int, chunk_rows: int, report: Progress, sample: int = 0) -> dict[str, Any]:
+    """Score, tier and explain the features file chunk by chunk, appending each chunk to ``out`` (keeping up to
+    ``sample`` explained rows' contributions)."""
     source = pq.ParquetFile(features)
     total = max(source.metadata.num_rows, 1)
     raw_schema = source.schema_arrow
@@ -207,6 +216,8 @@ def _stream(features: Path, out: Path, fmt: str, scorer: Scorer, layout: _Layout
     counts = dict.fromkeys(TIERS, 0)
     seconds = {"score": 0.0, "explain": 0.0, "write": 0.0}
     done = explained = 0
+    kept: list[Explanation] | None = [] if sample > 0 else None
+    rng = np.random.default_rng(0)
     with _writer(out, fmt, schema) as write:
         for batch in source.iter_batches(batch_size=chunk_rows):
             tick = time.perf_counter()
@@ -214,7 +225,9 @@ def _stream(features: Path, out: Path, fmt: str, scorer: Scorer, layout: _Layout
             tier = assign_tiers(score, scorer.tiers)
             tick = _add(seconds, "score", tick)
             picked = np.flatnonzero(np.isin(tier, tiers_to_explain)) if explainable else np.empty(0, np.int64)
-            reasons = _reasons(batch, picked, scorer, k)
+            reasons = _reasons(batch, picked, scorer, k, kept)
+            if kept and len(kept[-1]) > sample:  # bounded memory: at most ``sample`` rows kept per chunk
+                kept[-1] = kept[-1][np.sort(rng.choice(len(kept[-1]), sample, replace=False))]
             tick = _add(seconds, "explain", tick)
             arrays = [batch.column(layout.raw[c]) for c in layout.originals]
             arrays += [pa.array(score, pa.float64()), pa.array(tier, pa.string()),
@@ -225,7 +238,20 @@ def _stream(features: Path, out: Path, fmt: str, scorer: Scorer, layout: _Layout
                 counts[str(name)] += int(n)
             done, explained = done + batch.num_rows, explained + len(picked)
             report(FEATURES_DONE + (1 - FEATURES_DONE) * done / total, f"scored {done:,} of {total:,} rows")
-    return {"rows_scored": done, "rows_explained": explained, "tiers": counts, "seconds": seconds}
+    run = {"rows_scored": done, "rows_explained": explained, "tiers": counts, "seconds": seconds}
+    if kept is not None:
+        run["explanation"] = _sampled(kept, sample, rng)
+    return run
+
+
+def _sampled(parts: list[Explanation], n: int, rng: np.random.Generator) -> Explanation | None:
+    """The parts as one Explanation of at most ``n`` rows (a seeded sample, in file order); None when empty."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    whole = Explanation(np.vstack([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
+                        pd.concat([p.data for p in parts], ignore_index=True), parts[0].feature_names)
+    return whole if len(whole) <= n else whole[np.sort(rng.choice(len(whole), n, replace=False))]
 
 
 def arrow_matrix(batch: pa.RecordBatch, spec: MatrixSpec) -> np.ndarray:
@@ -244,12 +270,17 @@ def arrow_matrix(batch: pa.RecordBatch, spec: MatrixSpec) -> np.ndarray:
     return out.T
 
 
-def _reasons(batch: pa.RecordBatch, picked: np.ndarray, scorer: Scorer, k: int) -> list[pa.Array]:
-    """reason_1..reason_k for the picked rows (exact contributions), null for every other row."""
+def _reasons(batch: pa.RecordBatch, picked: np.ndarray, scorer: Scorer, k: int,
+             kept: list[Explanation] | None = None) -> list[pa.Array]:
+    """reason_1..reason_k for the picked rows (exact contributions), null for every other row; the picked rows'
+    Explanation is appended to ``kept`` when given."""
     columns = [np.full(batch.num_rows, None, dtype=object) for _ in range(k)]
     if len(picked):
         inputs = batch.select(scorer.feature_names).take(pa.array(picked)).to_pandas()
-        frame = reasons_frame(explain(scorer.model, inputs), k, scorer.feature_config)
+        expl = explain(scorer.model, inputs)
+        frame = reasons_frame(expl, k, scorer.feature_config)
+        if kept is not None:
+            kept.append(expl)
         for i in range(k):
             columns[i][picked] = frame[f"reason_{i + 1}"].to_numpy(dtype=object)
     return [pa.array(c, pa.string()) for c in columns]

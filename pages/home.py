@@ -1,10 +1,38 @@
-"""Home: what the workbench is, where its files are, and the demo data."""
+"""Home: what the workbench is, the first run (demo data and a default champion), and where to go next."""
+
+from pathlib import Path
 
 import streamlit as st
 
-from fraudcore.config import DEMO_ROWS, get_paths
+from fraudcore import first_run, runtime
+from fraudcore.errors import ModelArtifactError
 
-paths = get_paths()
+ROOT = Path(__file__).resolve().parent.parent
+LINKS = [
+    ("pages/data.py", "Data & EDA", ":material/table_chart:", "check a dataset's roles and problems, explore fraud"),
+    ("pages/train.py", "Train", ":material/model_training:", "train a model with point-in-time features"),
+    ("pages/compare.py", "Compare & thresholds", ":material/tune:", "compare models, set the tiers, promote one"),
+    ("pages/score.py", "Score", ":material/bolt:", "score one event with its reasons, or a whole file"),
+    ("pages/live.py", "Live", ":material/sensors:", "follow the live feed"),
+    ("pages/review.py", "Review queue", ":material/assignment:", "work the alerts"),
+    ("pages/monitor.py", "Monitor", ":material/monitoring:", "drift and alert statistics"),
+]
+
+
+@st.fragment(run_every=1.0)
+def setup_progress(job_id: str) -> None:
+    """The first run's progress, refreshed every second; the whole page reruns once it has finished."""
+    job = runtime.current().jobs.get(job_id)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun()
+    st.progress(job.fraction, text=job.message or "Starting…")
+    st.caption(f"Running for {job.seconds:.0f} s. You can use the other pages meanwhile.")
+
+
+workbench = runtime.current()
+paths = workbench.paths
 
 st.title("Fraud Workbench")
 st.markdown(
@@ -19,12 +47,47 @@ compromised terminals, compromised cards, card testing, account takeover and abn
 """
 )
 
+st.subheader("Setup")
+job = first_run.ensure(workbench)
+todo = first_run.plan(paths)
+if job is not None and job.running:
+    st.info("First run: generating the demo dataset and training a default champion model. This happens once.")
+    setup_progress(job.job_id)
+elif job is not None and job.status == "failed":
+    st.error(f"The first run failed: {job.error}\n\n**What to do:** {first_run.failure_help(paths)}")
+    if st.button("Try again", type="primary"):
+        first_run.ensure(workbench, start=True)
+        st.rerun()
+elif todo.needed:
+    missing = [what for what, needed in (("the demo dataset", todo.generate), ("a champion model", todo.train))
+               if needed] or ["promoting the first-run model"]
+    st.info(f"Still to do: {' and '.join(missing)}.")
+    if st.button("Set up the workbench", type="primary"):
+        first_run.ensure(workbench, start=True)
+        st.rerun()
+else:
+    try:
+        champion = workbench.champion_id()
+    except ModelArtifactError as exc:
+        champion, problem = None, str(exc)
+    else:
+        problem = "no model is promoted: pick one on the Compare & thresholds page and promote it"
+    done = job.result if job is not None and job.status == "done" else None
+    if champion is None:
+        st.warning(f"Models exist but {problem}.")
+    elif done and done.get("trained"):
+        st.success(f"Set up in {job.seconds:.0f} s: demo dataset `{paths.demo_dataset.name}` and champion "
+                   f"`{champion}` trained on it.")
+    else:
+        dataset = f"demo dataset `{paths.demo_dataset.name}`" if paths.demo_dataset.is_file() else "no demo dataset"
+        st.success(f"Ready: {dataset}, champion `{champion}`.")
+
 col_data, col_models, col_db = st.columns(3)
 col_data.metric("Data folder", paths.data.name, help=str(paths.data))
 col_models.metric("Artifacts folder", paths.artifacts.name, help=str(paths.artifacts))
 col_db.metric("Workbench database", paths.db.name, help=str(paths.db))
 
-if paths.demo_dataset.is_file():
-    st.success(f"Demo dataset ready: `{paths.demo_dataset.name}`")
-else:
-    st.info(f"No demo dataset yet: `python -m fraudcore generate --out {paths.demo_dataset} --rows {DEMO_ROWS}`")
+st.subheader("Go to")
+for page, title, icon, what in LINKS:
+    if (ROOT / page).is_file():
+        st.page_link(page, label=f"{title} — {what}", icon=icon)
