@@ -137,6 +137,41 @@ def cmd_store_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from fraudcore.retrain import promote_if_better, retrain
+    from fraudcore.shadow import set_shadow
+    from fraudcore.store import Store
+
+    with Store.open(Path(args.db) if args.db else None, read_only=True) as store:
+        report = retrain(store, who=args.who, include_original=args.include_original,
+                         search_minutes=args.search_minutes, min_gain=args.min_gain, unlabelled=args.unlabelled,
+                         challenger_id=args.model_id, progress=progress_line("retrain"))
+    if args.promote_if_better:
+        report = promote_if_better(report, who=args.who)
+    shadow = None
+    if args.shadow and not report.promoted:
+        shadow = set_shadow(report.challenger_id, who=args.who, why="retrained challenger").model_id
+    _print_json({**report.model_dump(mode="json"), "shadow": shadow})
+    return 0
+
+
+def cmd_monitor_drift(args: argparse.Namespace) -> int:
+    from fraudcore.monitor import feature_drift, score_drift, window
+    from fraudcore.registry import champion_id
+    from fraudcore.store import Store
+
+    model_id = args.model or champion_id()
+    if model_id is None:
+        raise FraudcoreError("no champion is set: pass --model ID")
+    with Store.open(Path(args.db) if args.db else None, read_only=True) as store:
+        since, until = window(store, args.since, args.until, days=args.days)
+        score = score_drift(store, model_id, since, until).iloc[0]
+        features = feature_drift(store, model_id, since, until).head(args.top)
+    _print_json({"model_id": model_id, "since": since, "until": until,
+                 "score": json.loads(score.to_json()), "features": json.loads(features.to_json(orient="records"))})
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from fraudcore import bench
 
@@ -229,6 +264,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = store_sub.add_parser("stats", help="events, quarantine, scores by tier, cases, decisions, cursors (JSON)")
     q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
     q.set_defaults(func=cmd_store_stats)
+
+    p = sub.add_parser("retrain", help="train a challenger from stored events + analyst labels with the champion's "
+                       "protocol and compare both on the same recent window (last line: JSON report)")
+    p.add_argument("--from-store", action="store_true", required=True,
+                   help="build the training set from the workbench store (events with labels)")
+    p.add_argument("--promote-if-better", action="store_true", help="promote the challenger when it beats the champion")
+    p.add_argument("--include-original", metavar="PATH", help="also train on this file (the champion's columns)")
+    p.add_argument("--unlabelled", choices=["drop", "legit"], default="drop",
+                   help="drop unlabelled events (default) or count those older than the label delay as legitimate")
+    p.add_argument("--search-minutes", type=float, help="search budget (default: the champion's)")
+    p.add_argument("--min-gain", type=float, default=0.0, help="average precision the challenger must add (0)")
+    p.add_argument("--model-id", help="challenger id (default retrain-<UTC time>-<random>)")
+    p.add_argument("--shadow", action="store_true", help="when not promoted, shadow-score the live feed with it")
+    p.add_argument("--who", default="cli", help="who retrains and promotes (kept in champion.json)")
+    p.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("monitor", help="monitoring over the workbench store")
+    monitor_sub = p.add_subparsers(dest="monitor_command", required=True, metavar="MONITOR_COMMAND")
+    q = monitor_sub.add_parser("drift", help="score and feature drift (PSI, KS) of a model vs its training reference")
+    q.add_argument("--model", help="model id (default: the champion)")
+    q.add_argument("--since", type=_date, help="window start (default: --days before --until)")
+    q.add_argument("--until", type=_date, help="window end (default: the newest stored event)")
+    q.add_argument("--days", type=float, default=7.0, help="window length when --since is not given (7)")
+    q.add_argument("--top", type=int, default=20, help="features listed, most alert-driving first (20)")
+    q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
+    q.set_defaults(func=cmd_monitor_drift)
 
     p = sub.add_parser("bench", help="benchmarks: generate, features, score (batch file), quality (real data) or api "
                        "(POST /api/score latency against the app on loopback)")

@@ -257,3 +257,18 @@ def test_drift_grows_after_injecting_shifted_amounts(trained, scorer, batch_inpu
     assert after.loc["tx_hour", "psi"] == pytest.approx(before.loc["tx_hour", "psi"], abs=1e-9)  # untouched input
     scores = score_drift(store, trained.model_id, root=trained.root).iloc[0]
     assert scores["n_live"] == 6000 and scores["psi"] > 0
+
+
+def test_cli_monitor_drift(trained, scorer, batch_inputs, isolated_paths, capsys):
+    from fraudcore import cli
+    from fraudcore.config import get_paths
+
+    shutil.copytree(trained.root / trained.model_id, get_paths().artifacts / trained.model_id)
+    with Store.open() as opened:
+        write(opened, _scored_rows(batch_inputs.iloc[-500:], scorer), model_id=trained.model_id)
+    assert cli.main(["monitor", "drift", "--model", trained.model_id, "--top", "5", "--days", "30"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["model_id"] == trained.model_id and out["score"]["n_live"] == 500
+    assert [f["rank"] for f in out["features"]] == [1, 2, 3, 4, 5]
+    assert cli.main(["monitor", "drift"]) == 2  # no champion: a clear error, not a traceback
+    assert "pass --model" in capsys.readouterr().err

@@ -122,7 +122,7 @@ def test_training_saves_a_hashed_reference(trained, tmp_path):
 def test_a_model_without_reference_says_retrain(trained, tmp_path):
     model, meta = load_model(trained.model_id, trained.root)
     save_model(model, meta.model_copy(update={"files": {}, "params": {}}), root=tmp_path)
-    with pytest.raises(ModelArtifactError, match="no reference statistics.*retrain"):
+    with pytest.raises(ModelArtifactError, match=r"no reference statistics.*retrain"):
         load_reference(trained.model_id, tmp_path)
     with pytest.raises(ModelArtifactError, match="clashes"):
         save_model(model, meta.model_copy(update={"model_id": "other", "files": {}, "params": {}}), root=tmp_path,
