@@ -36,6 +36,7 @@ class Workbench:
         self._champion: tuple[float, str | None] | None = None
         self.services: dict[str, Any] = {}  # e.g. "poller", "feed": objects with a stop() method
         self.jobs = Jobs()  # background work (training, generation, batch scoring) the pages poll
+        self._recent: dict[Any, Any] = {}  # feature config -> fraudcore.recent.RecentHistory
 
     # ---- models -------------------------------------------------------------------------------------------------
 
@@ -75,6 +76,17 @@ class Workbench:
                 if keys != self._store.keys:
                     self._store.keys = keys
             return self._store
+
+    def history(self, scorer: Scorer) -> Any:
+        """The in-memory recent history (fraudcore.recent.RecentHistory) shared by every ingest for this scorer's
+        features; it reloads itself from the store when needed."""
+        from fraudcore.recent import RecentHistory
+
+        with self._lock:
+            config = scorer.feature_config
+            if config not in self._recent:
+                self._recent[config] = RecentHistory(config)
+            return self._recent[config]
 
     def store_is_open(self) -> bool:
         with self._lock:

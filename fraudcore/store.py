@@ -24,6 +24,7 @@ import pandas as pd
 
 from fraudcore.config import ENV_DB, get_paths
 from fraudcore.errors import FraudcoreError, StoreBusyError
+from fraudcore.loading import qident
 
 __all__ = ["SCHEMA_VERSION", "EventKeys", "Store", "store_stats"]
 
@@ -93,6 +94,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, keys: EventKeys) -> None:
         self._con, self.path, self.read_only, self.keys = con, path, read_only, keys
         self._lock = threading.RLock()
+        self.generation = 0  # bumped by every write_batch / set_labels: in-memory copies know when to reload
 
     @classmethod
     def open(cls, path: Path | None = None, read_only: bool = False, keys: EventKeys | None = None) -> Store:
@@ -176,6 +178,8 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                self.generation += 1
         return stored
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
@@ -252,7 +256,32 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                self.generation += 1
         return int(changed)
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these event ids (as text) are stored."""
+        if not len(ids):
+            return set()
+        found = self.query("SELECT event_id FROM events WHERE event_id = ANY(?)", [list(ids)])
+        return set(found["event_id"].tolist())
+
+    def raw_fields(self, fields: Sequence[str], since: datetime | None = None,
+                   until: datetime | None = None) -> pd.DataFrame:
+        """Stored events with event time in [since, until): ``__t`` (µs since the epoch), ``__amount``, ``__label``
+        and per raw field its JSON value as text and its JSON type (``<field>__type``), read in one scan."""
+        paths = [f'$."{f}"' for f in fields]
+        if any('"' in f or "\\" in f for f in fields):
+            raise FraudcoreError(f"field names with quotes or backslashes cannot be read from the raw events: {fields}")
+        picks = ", ".join(f"v[{i + 1}] AS {qident(f)}, ty[{i + 1}] AS {qident(f + '__type')}"
+                          for i, f in enumerate(fields))
+        where = " AND ".join(w for w, v in (("event_time >= ?", since), ("event_time < ?", until)) if v is not None)
+        bounds = [_naive(v) for v in (since, until) if v is not None]
+        sql = (f"SELECT __t, __amount, __label{', ' + picks if picks else ''} FROM (SELECT "
+               "epoch_us(event_time) AS __t, amount AS __amount, label AS __label, json_extract_string(raw, ?) AS v, "
+               f"json_type(raw, ?) AS ty FROM events{' WHERE ' + where if where else ''})")
+        return self.query(sql, [paths, paths, *bounds])
 
     def stats(self) -> dict:
         """Counts for the sidebar and the CLI: events, labels, quarantine, scores by tier, cursors, cases, version."""
