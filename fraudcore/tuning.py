@@ -16,7 +16,15 @@ import pandas as pd
 from fraudcore.comparison import Window
 from fraudcore.errors import FraudcoreError
 from fraudcore.evaluate import curves
-from fraudcore.thresholds import Objective, ThresholdChoice, TierPolicy, choice_at, tune_threshold
+from fraudcore.thresholds import (
+    Objective,
+    ThresholdChange,
+    ThresholdChoice,
+    TierPolicy,
+    choice_at,
+    derive_tiers,
+    tune_threshold,
+)
 
 TIERS = ("high", "medium", "low")
 TIER_ACTIONS = {"high": "block", "medium": "review", "low": "allow"}
@@ -107,6 +115,17 @@ def suggest_cut(window: Window, objective: Objective, target: float | None,
                           event_time=window.times, amount=window.amount, review_cost=review_cost)
 
 
+def suggest_tiers(window: Window, high: tuple[Objective, float | None], medium: tuple[Objective, float | None],
+                  review_cost: float = 5.0) -> TierPolicy:
+    """Both cuts from their objectives on ``window`` (the validation window), as ``derive_tiers`` does at training:
+    an unreachable block target leaves the high tier empty and a review cut above the block cut is clamped to it."""
+    def pair(objective: Objective, target: float | None) -> tuple[Objective, float | None]:
+        return objective, None if objective == "f1" else review_cost if objective == "cost" else target
+
+    return derive_tiers(window.y, window.score, high=pair(*high), medium=pair(*medium), event_time=window.times,
+                        amount=window.amount, review_cost=review_cost)
+
+
 def policy_from_cuts(window: Window, high: tuple[Objective, float | None, float],
                      medium: tuple[Objective, float | None, float], review_cost: float = 5.0,
                      note: str | None = None) -> TierPolicy:
@@ -126,3 +145,12 @@ def sweep_frame(window: Window) -> pd.DataFrame:
     per_day = np.asarray(found["alerts"], dtype=float) / days if days else np.nan
     return pd.DataFrame({"threshold": found["threshold"], "precision": found["precision"],
                          "recall": found["recall"], "alerts_per_day": per_day})
+
+
+def tier_log_frame(log: list[ThresholdChange]) -> pd.DataFrame:
+    """The audited tier changes, newest first: when, who, why, and the high / medium cuts before and after."""
+    rows = [{"when": c.when, "who": c.who, "why": c.why,
+             "old high": None if c.old is None else c.old.high.threshold,
+             "old medium": None if c.old is None else c.old.medium.threshold,
+             "new high": c.new.high.threshold, "new medium": c.new.medium.threshold} for c in reversed(log)]
+    return pd.DataFrame(rows, columns=["when", "who", "why", "old high", "old medium", "new high", "new medium"])
