@@ -7,8 +7,16 @@ import pytest
 
 from fraudcore.comparison import Window
 from fraudcore.errors import FraudcoreError
-from fraudcore.thresholds import tune_threshold
-from fraudcore.tuning import available_objectives, policy_from_cuts, suggest_cut, sweep_frame, what_if
+from fraudcore.thresholds import ThresholdChange, tune_threshold
+from fraudcore.tuning import (
+    available_objectives,
+    policy_from_cuts,
+    suggest_cut,
+    suggest_tiers,
+    sweep_frame,
+    tier_log_frame,
+    what_if,
+)
 
 Y = np.array([1, 0, 1, 0, 0, 1, 0, 0])
 SCORE = np.array([0.9, 0.8, 0.7, 0.4, 0.3, 0.2, 0.1, 0.05])
@@ -88,3 +96,26 @@ def test_sweep_frame_traces_precision_recall_and_alerts_per_day():
     assert frame["threshold"].is_monotonic_decreasing and frame["recall"].is_monotonic_increasing
     assert frame["alerts_per_day"].iloc[-1] == 4.0
     assert sweep_frame(window(times=False))["alerts_per_day"].isna().all()
+
+
+def test_suggested_tiers_clamp_review_to_block_and_leave_an_unreachable_block_empty():
+    w = window()
+    both = suggest_tiers(w, ("precision", 1.0), ("recall", 1.0))
+    assert (both.high.threshold, both.medium.threshold) == (0.9, 0.2) and both.notes == []
+    clamped = suggest_tiers(w, ("recall", 1.0), ("precision", 1.0))
+    assert clamped.medium.threshold == clamped.high.threshold == 0.2 and "clamped" in clamped.notes[0]
+    empty = suggest_tiers(w, ("alert_budget", 0.1), ("cost", 123.0), review_cost=5.0)
+    assert empty.high.alerts == 0 and "left empty" in empty.notes[0]
+    assert empty.medium.target == 5.0  # cost's target is the review cost given, not the stray number
+
+
+def test_tier_log_lists_changes_newest_first():
+    first = policy_from_cuts(window(), ("f1", None, 0.75), ("f1", None, 0.35))
+    second = policy_from_cuts(window(), ("f1", None, 0.8), ("f1", None, 0.2))
+    log = [ThresholdChange(who="ana", old=None, new=first, why="start"),
+           ThresholdChange(who="bo", old=first, new=second, why="more reviewers")]
+    frame = tier_log_frame(log)
+    assert list(frame["who"]) == ["bo", "ana"]
+    assert frame.iloc[0][["old medium", "new medium"]].tolist() == [0.35, 0.2]
+    assert frame.iloc[1]["old high"] is None or frame.iloc[1].isna()["old high"]
+    assert tier_log_frame([]).empty
