@@ -1,0 +1,132 @@
+"""The shared sidebar: active dataset, champion with its headline metric, the analyst's name kept for the session,
+and the feed lag when a poller runs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from fraudcore import first_run, runtime
+from fraudcore.config import get_paths
+from fraudcore.registry import load_model, promote
+from fraudcore.simulate import generate_to_file
+from tests.conftest import REPO
+
+APP = str(REPO / "app.py")
+
+
+class RouterPagesManager(PagesManager):
+    """AppTest resets Streamlit's pages/ folder detection before every run, so a rerun of app.py would run the page
+    alone (legacy pages/ mode); the app's lifespan declares the st.navigation router, so do the same here."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True)
+def router(monkeypatch):
+    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
+    monkeypatch.setenv(first_run.ENV_FIRST_RUN, "off")  # these tests set the workbench up themselves
+
+
+@pytest.fixture
+def champion(trained):
+    paths = get_paths().ensure()
+    shutil.copytree(trained.root / trained.model_id, paths.artifacts / trained.model_id)
+    promote(trained.model_id, paths.artifacts, who="test", why="sidebar")
+    trained.frame.to_parquet(paths.demo_dataset, index=False)
+    return trained
+
+
+class Poller:
+    """A poller-shaped service: what the live feed's poller reports through ``status()``."""
+
+    def __init__(self, status) -> None:
+        self._status = status
+
+    def status(self):
+        if isinstance(self._status, Exception):
+            raise self._status
+        return self._status
+
+    def stop(self) -> None:
+        pass
+
+
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def lines(at: AppTest) -> list[str]:
+    return [m.value for m in at.sidebar.markdown]
+
+
+def test_empty_workbench_says_what_is_missing():
+    at = app().run()
+    assert not at.exception
+    assert lines(at) == ["**Dataset** · none yet", "**Champion** · none yet"]
+    assert "Train a model and promote it" in at.sidebar.caption[0].value
+
+
+def test_champion_with_its_headline_metric_and_the_demo_dataset(champion):
+    at = app().run()
+    assert not at.exception
+    assert lines(at)[:2] == ["**Dataset** · `demo_transactions.parquet`", "**Champion** · `score-xgb`"]
+    test = load_model("score-xgb", get_paths().artifacts)[1].metrics["test"]
+    assert at.sidebar.caption[0].value == f"xgboost · AP {test['average_precision']:.3f} on {test['n']:,} test events"
+
+
+def test_analyst_name_is_typed_once_and_kept_across_pages(champion):
+    at = app().run()
+    at.sidebar.text_input(key="analyst").input("Ana Silva").run()
+    assert at.session_state["analyst"] == "Ana Silva"
+    at.switch_page("pages/score.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Score"
+    assert at.sidebar.text_input(key="analyst").value == "Ana Silva" and at.session_state["analyst"] == "Ana Silva"
+    at.switch_page("pages/home.py").run()
+    assert at.sidebar.text_input(key="analyst").value == "Ana Silva"
+
+
+def test_dataset_chosen_on_the_data_page_becomes_the_active_one(champion, tmp_path):
+    other = tmp_path / "october.parquet"
+    generate_to_file(other, rows=2_000, seed=4)
+    at = app().run()
+    at.switch_page("pages/data.py").run()
+    at.radio(key="data_source").set_value("Path on the server").run()
+    at.main.text_input[0].input(str(other)).run()
+    assert not at.exception and at.session_state["dataset_path"] == str(other)
+    at.run()
+    assert lines(at)[0] == "**Dataset** · `october.parquet`"
+    other.unlink()  # gone: the sidebar falls back to the demo dataset
+    at.run()
+    assert lines(at)[0] == "**Dataset** · `demo_transactions.parquet`"
+
+
+def test_a_broken_champion_is_shown_with_its_error_and_the_app_stays_up(champion):
+    model_file = next(p for p in (get_paths().artifacts / "score-xgb").iterdir() if p.name.startswith("model"))
+    model_file.write_bytes(model_file.read_bytes() + b" ")
+    at = app().run()
+    assert not at.exception
+    assert "**Champion** · `score-xgb`" in lines(at)
+    assert "cannot be loaded" in at.sidebar.error[0].value and "sha256 mismatch" in at.sidebar.error[0].value
+
+
+@pytest.mark.parametrize(("status", "shown"), [
+    ({"running": True, "lag_seconds": 2.4}, "**Feed lag** · 2.4 s behind"),
+    ({"running": True, "lag_seconds": 0.2}, "**Feed lag** · up to date"),
+    ({"running": False, "lag_seconds": None}, "**Feed lag** · stopped"),
+    (RuntimeError("feed unreachable"), "**Feed lag** · status unavailable: RuntimeError: feed unreachable"),
+])
+def test_feed_lag_is_shown_while_a_poller_runs(champion, status, shown):
+    at = app().run()
+    assert not any(line.startswith("**Feed lag**") for line in lines(at))  # no poller: no line
+    runtime.current().services["poller"] = Poller(status)
+    at.run()
+    assert not at.exception
+    assert shown in lines(at)
