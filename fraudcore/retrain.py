@@ -254,6 +254,10 @@ def retrain(store: Store, *, who: str = "cli", include_original: str | Path | No
     chall = _window_metrics(challenger_id, n_ids, n_y, n_score, volume)
     better, reasons = _verdict(champ, chall, min_gain)
     times = inputs.times.iloc[test]
+    seen = meta.split.get("valid", {}).get("end") or meta.split.get("train", {}).get("end")
+    if seen and pd.Timestamp(seen) >= times.min():
+        reasons.append(f"note: the champion was trained and tuned on events up to {seen}, which overlaps this "
+                       "window, so its numbers here are optimistic")
     result = RetrainReport(champion_id=champion, challenger_id=challenger_id, training_data=str(path),
                            rows=n_store + n_original, frauds=int(inputs.y.sum()), from_store=n_store,
                            from_original=n_original, window_start=times.min(), window_end=times.max(),

@@ -272,3 +272,36 @@ def test_cli_monitor_drift(trained, scorer, batch_inputs, isolated_paths, capsys
     assert [f["rank"] for f in out["features"]] == [1, 2, 3, 4, 5]
     assert cli.main(["monitor", "drift"]) == 2  # no champion: a clear error, not a traceback
     assert "pass --model" in capsys.readouterr().err
+
+
+def _chart_rows(chart) -> list[dict]:
+    spec = chart.to_dict()
+    return [row for rows in spec["datasets"].values() for row in rows]
+
+
+def test_charts_draw_the_monitor_frames(store):
+    from fraudcore.monitor_charts import (
+        agreement_chart,
+        alert_volume_chart,
+        distribution_chart,
+        drift_chart,
+        replay_chart,
+    )
+
+    data = [("r1", 0, 0.95, 1, "high"), ("r2", 0, 0.85, 0, "high"), ("r3", 1, 0.45, 1, "low")]
+    write(store, [{"id": i, "t": DAY0 + timedelta(days=d), "score": s, "label": y, "tier": t,
+                   "features": {"x": s * 10, "c": "a"}} for i, d, s, y, t in data])
+    replay = threshold_replay(store, "m", medium=0.4, high=0.9, current=(0.5, 0.8))
+    alerts = {(r["day"][:10], r["scenario"]): r["events"] for r in _chart_rows(replay_chart(replay.daily))}
+    assert alerts == {("2025-03-01", "current"): 2, ("2025-03-01", "proposed"): 2,
+                      ("2025-03-02", "current"): 0, ("2025-03-02", "proposed"): 1}
+    volumes = _chart_rows(alert_volume_chart(alert_volumes(store, days=2)))
+    assert {r["tier"] for r in volumes} == {"high", "medium"} and sum(r["events"] for r in volumes) == 2
+    drift = feature_drift(store, "m", reference=hand_reference())
+    assert [r["feature"] for r in _chart_rows(drift_chart(drift, top=1))] == [drift["feature"].iloc[0]]
+    shares = _chart_rows(distribution_chart(distribution(store, "m", "x", reference=hand_reference())))
+    assert len(shares) == 6 and {r["data"] for r in shares} == {"reference", "live"}
+    shadow_scores(store, [("r1", 0.2, "low"), ("r2", 0.95, "high"), ("r3", 0.5, "medium")], "chal")
+    cells = _chart_rows(agreement_chart(shadow_agreement(store, "m", "chal").crosstab))
+    assert len(cells) == 9 and sum(c["events"] for c in cells) == 3
+    assert {(c["champion"], c["challenger"]): c["events"] for c in cells}[("high", "low")] == 1

@@ -108,6 +108,7 @@ def test_retrain_beats_a_bad_champion_on_the_same_window_and_promotes(events, ba
     assert report.champion.volume == report.challenger.volume > 0
     assert report.challenger.average_precision > report.champion.average_precision + 0.2
     assert report.better and "better" in report.reasons[0]
+    assert not any("optimistic" in r for r in report.reasons)  # the window was the bad model's own test window
     assert champion_id() == "bad"  # comparing promotes nothing
     promoted = promote_if_better(report, who="job")
     assert promoted.promoted and champion_id() == "chal-1"
