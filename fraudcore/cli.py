@@ -307,7 +307,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
     q.add_argument("--label-column", default="label", help="name of the label column (default: label)")
     q.set_defaults(func=cmd_review_export)
+
+    p = sub.add_parser("feed", help="the live feed of simulated events (HTTP JSON, cursor pagination)")
+    feed_sub = p.add_subparsers(dest="feed_command", required=True, metavar="FEED_COMMAND")
+    q = feed_sub.add_parser("serve", help="serve events continuing the demo world until Ctrl-C")
+    q.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    q.add_argument("--port", type=int, default=8765)
+    q.add_argument("--rate", type=float, help="events per second (default: as fast as asked)")
+    q.add_argument("--seed", type=int, help="world seed (default: the demo file's world) and fault seed")
+    q.add_argument("--total", type=int, help="stop producing after this many distinct events")
+    q.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500/503")
+    q.add_argument("--delay-ms", type=float, default=0.0, help="delay added to every request")
+    q.add_argument("--malformed-rate", type=float, default=0.0, help="share of records sent broken")
+    q.add_argument("--duplicate-rate", type=float, default=0.0, help="share of records sent twice")
+    q.add_argument("--labels", action="store_true", help="send the simulator's is_fraud with each event")
+    q.set_defaults(func=cmd_feed_serve)
     return parser
+
+
+def cmd_feed_serve(args: argparse.Namespace) -> int:
+    from fraudcore.feed import FeedOptions, serve_blocking
+
+    options = FeedOptions(rate=args.rate, error_rate=args.error_rate, delay_ms=args.delay_ms,
+                          malformed_rate=args.malformed_rate, duplicate_rate=args.duplicate_rate, total=args.total,
+                          labels=args.labels, seed=args.seed or 0)
+    return serve_blocking(options, host=args.host, port=args.port, seed=args.seed)
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:
