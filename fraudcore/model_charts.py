@@ -7,8 +7,7 @@ import pandas as pd
 
 from fraudcore.timeline import BAND_ORDER, SplitPreview
 
-BAND_COLOURS = alt.Scale(domain=list(BAND_ORDER),
-                         range=["#4c78a8", "#f58518", "#e45756", "#bab0ac", "#eeeeee", "#72b7b2"])
+BAND_COLOURS = dict(zip(BAND_ORDER, ["#4c78a8", "#f58518", "#e45756", "#bab0ac", "#dddddd", "#72b7b2"], strict=True))
 TIER_COLOURS = alt.Scale(domain=["high", "medium", "low"], range=["#e45756", "#f58518", "#54a24b"])
 CONFUSION_COLOURS = alt.Scale(scheme="blues")
 MINUTE = "%Y-%m-%d %H:%M"
@@ -16,9 +15,11 @@ MINUTE = "%Y-%m-%d %H:%M"
 
 def timeline_chart(preview: SplitPreview) -> alt.LayerChart:
     """Events per period as bars over coloured bands for train, validation, test and the gaps between them."""
+    present = [b for b in BAND_ORDER if b in set(preview.bands["band"])]
+    colours = alt.Scale(domain=present, range=[BAND_COLOURS[b] for b in present])
     bands = alt.Chart(preview.bands).mark_rect(opacity=0.3).encode(
         x=alt.X("start:T", title=None), x2="end:T",
-        color=alt.Color("band:N", scale=BAND_COLOURS, title="Part", sort=list(BAND_ORDER)),
+        color=alt.Color("band:N", scale=colours, title="Part", sort=present),
         tooltip=["band:N", alt.Tooltip("start:T", format=MINUTE), alt.Tooltip("end:T", format=MINUTE),
                  alt.Tooltip("rows:Q", format=","), alt.Tooltip("frauds:Q", format=",")],
     )
@@ -57,13 +58,16 @@ def roc_chart(df: pd.DataFrame) -> alt.LayerChart:
 
 def confusion_chart(df: pd.DataFrame) -> alt.LayerChart:
     """The 2 x 2 confusion matrix at the review cut as a labelled heat map (columns actual, decision, events)."""
-    base = alt.Chart(df).encode(x=alt.X("decision:N", title="Decision", sort=["alert", "no alert"]),
+    base = alt.Chart(df).encode(x=alt.X("decision:N", title="Decision", sort=["alert", "no alert"],
+                                        axis=alt.Axis(labelAngle=0, orient="top")),
                                 y=alt.Y("actual:N", title="Actual", sort=["fraud", "legit"]))
-    cells = base.mark_rect().encode(color=alt.Color("events:Q", scale=CONFUSION_COLOURS, legend=None,
-                                                    title="Events"),
+    cells = base.mark_rect().encode(color=alt.Color("events:Q", scale=CONFUSION_COLOURS, legend=None),
                                     tooltip=["actual:N", "decision:N", alt.Tooltip("events:Q", format=",")])
-    text = base.mark_text(fontSize=16, fontWeight="bold").encode(text=alt.Text("events:Q", format=","))
-    return alt.layer(cells, text).properties(title="Confusion matrix (alert = review or block)", height=200)
+    half = float(df["events"].max()) / 2
+    text = base.mark_text(fontSize=16, fontWeight="bold").encode(
+        text=alt.Text("events:Q", format=","),
+        color=alt.condition(alt.datum.events > half, alt.value("white"), alt.value("black")))
+    return alt.layer(cells, text).properties(title="Confusion matrix (alert = review or block)", height=160)
 
 
 def tiers_chart(df: pd.DataFrame) -> alt.Chart:
@@ -78,19 +82,23 @@ def tiers_chart(df: pd.DataFrame) -> alt.Chart:
 
 
 def threshold_chart(df: pd.DataFrame, high: float, medium: float) -> alt.LayerChart:
-    """Precision and recall against the cut, with the medium and high cuts drawn as rules."""
+    """Precision and recall against the cut, with the medium and high cuts drawn as labelled rules."""
     long = df.melt(id_vars=["threshold"], value_vars=["precision", "recall"], var_name="measure", value_name="value")
     lines = alt.Chart(long).mark_line().encode(
         x=alt.X("threshold:Q", title="Cut (score)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("value:Q", title="Share", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("measure:N", title=None, scale=alt.Scale(range=["#4c78a8", "#e45756"])),
+        color=alt.Color("measure:N", title=None,
+                        scale=alt.Scale(domain=["precision", "recall"], range=["#4c78a8", "#54a24b"])),
         tooltip=[alt.Tooltip("threshold:Q", format=".4f"), "measure:N", alt.Tooltip("value:Q", format=".3f")],
     )
-    cuts = pd.DataFrame({"threshold": [medium, high], "cut": ["medium", "high"]})
+    cuts = pd.DataFrame({"threshold": [medium, high], "cut": ["review (medium)", "block (high)"],
+                         "colour": ["#f58518", "#e45756"]})
     rules = alt.Chart(cuts).mark_rule(strokeWidth=2, strokeDash=[6, 3]).encode(
-        x="threshold:Q", color=alt.Color("cut:N", scale=TIER_COLOURS, legend=None),
+        x="threshold:Q", color=alt.Color("colour:N", scale=None),
         tooltip=["cut:N", alt.Tooltip("threshold:Q", format=".4f")])
-    return alt.layer(lines, rules).properties(title="Precision and recall by cut", height=260)
+    labels = alt.Chart(cuts).mark_text(align="left", dx=4, dy=-4, y=0).encode(
+        x="threshold:Q", text="cut:N", color=alt.Color("colour:N", scale=None))
+    return alt.layer(lines, rules, labels).properties(title="Precision and recall by cut", height=260)
 
 
 def trials_chart(trials: list[dict]) -> alt.Chart:

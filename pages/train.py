@@ -183,8 +183,8 @@ if st.button("Train", type="primary", disabled=plan is None or (job is not None 
         request = TrainRequest(model_id=model_id, algo=algo, features=features, split=plan, search_minutes=minutes,
                                seed=int(seed), high=high, medium=medium, review_cost=review_cost, k=int(k),
                                created_by=(st.session_state.get("analyst") or "").strip() or None)
-        job = start_training(workbench.jobs, path, spec, request, paths.artifacts)
-        st.session_state["train_job"] = job.job_id
+        st.session_state["train_job"] = start_training(workbench.jobs, path, spec, request, paths.artifacts).job_id
+        st.rerun()  # redraw with the button disabled and the progress bar polling
     except (FraudcoreError, ValidationError) as exc:
         st.error(f"Cannot start training: {exc}")
 

@@ -31,6 +31,7 @@ def test_timeline_chart_draws_bands_under_the_volume():
     bands, bars = _layers(model_charts.timeline_chart(preview))
     assert bands["mark"]["type"] == "rect" and bands["encoding"]["x2"]["field"] == "end"
     assert bands["encoding"]["color"]["field"] == "band" and bars["encoding"]["y"]["field"] == "events"
+    assert bands["encoding"]["color"]["scale"]["domain"] == ["train", "validation", "test", "label-delay gap"]
 
 
 def test_curve_charts_colour_one_line_per_model():
@@ -54,7 +55,9 @@ def test_what_if_charts_show_the_cuts_and_counts():
     spec = chart.to_dict()
     rules = spec["layer"][1]
     cut_data = next(v for k, v in spec["datasets"].items() if rules["data"]["name"] == k)
-    assert sorted(row["threshold"] for row in cut_data) == [0.4, 0.8]
+    assert sorted((row["threshold"], row["cut"]) for row in cut_data) == [(0.4, "review (medium)"),
+                                                                          (0.8, "block (high)")]
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["precision", "recall"]
 
 
 def test_trials_chart_marks_the_best_trial():
