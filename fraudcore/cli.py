@@ -322,7 +322,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--duplicate-rate", type=float, default=0.0, help="share of records sent twice")
     q.add_argument("--labels", action="store_true", help="send the simulator's is_fraud with each event")
     q.set_defaults(func=cmd_feed_serve)
+
+    p = sub.add_parser("poll", help="ingest the live feed into the workbench store (score, explain alerts, open cases)")
+    p.add_argument("--feed", required=True, help="feed URL, e.g. http://127.0.0.1:8765")
+    p.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
+    p.add_argument("--model", help="model id (default: the champion)")
+    p.add_argument("--max-events", type=int, help="stop after reading this many records")
+    p.add_argument("--until-idle", action="store_true", help="stop once the feed has had nothing new for --idle-s")
+    p.add_argument("--idle-s", type=float, default=1.0, help="seconds without new events that count as idle (1)")
+    p.add_argument("--batch", type=int, default=500, help="events per request, 100-1000 (500)")
+    p.add_argument("--name", help="feed name the cursor is kept under (default: the feed's own name)")
+    p.set_defaults(func=cmd_poll)
     return parser
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from fraudcore.poller import poll_cli
+
+    _print_json(poll_cli(args.feed, db=args.db, model_id=args.model, max_events=args.max_events,
+                         until_idle=args.until_idle, batch=args.batch, name=args.name, idle_s=args.idle_s))
+    return 0
 
 
 def cmd_feed_serve(args: argparse.Namespace) -> int:

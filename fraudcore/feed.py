@@ -26,7 +26,8 @@ import numpy as np
 from fraudcore.config import DEMO_ROWS, DEMO_SEED, get_paths
 from fraudcore.simulate import Cursor, World, cursor_after, default_world, generate, generate_days, read_world
 
-__all__ = ["FeedHandle", "FeedOptions", "FeedSource", "feed_origin", "parse_cursor", "serve_blocking", "start_feed"]
+__all__ = ["FeedHandle", "FeedOptions", "FeedSource", "ensure_feed", "feed_origin", "parse_cursor", "serve_blocking",
+           "start_feed"]
 
 MAX_LIMIT = 5000
 _MALFORMED_KINDS = 6
@@ -331,3 +332,12 @@ def serve_blocking(options: FeedOptions | None = None, *, host: str = "127.0.0.1
     finally:
         handle.stop()
     return 0
+
+
+def ensure_feed(workbench: object, options: FeedOptions | None = None) -> FeedHandle:
+    """The workbench's embedded feed (``services["feed"]``), started on a free loopback port on first use."""
+    services = workbench.services  # type: ignore[attr-defined]
+    handle = services.get("feed")
+    if handle is None or handle._server is None:
+        handle = services["feed"] = start_feed(options)
+    return handle
