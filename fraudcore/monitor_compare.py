@@ -19,7 +19,8 @@ __all__ = ["ShadowAgreement", "ThresholdReplay", "shadow_agreement", "threshold_
 
 @dataclass(frozen=True)
 class ThresholdReplay:
-    """``summary``: one row per scenario (current, proposed); ``daily``: events per day, scenario and tier;
+    """``summary``: one row per scenario (current, proposed) with its cuts, events per tier, alerts, confirmed frauds
+    caught and missed, false alarms and precision; ``daily``: events per day, scenario and tier;
     ``moves``: events per (current tier, proposed tier)."""
 
     summary: pd.DataFrame
@@ -61,7 +62,7 @@ def _scenario(name: str, medium: float, high: float, tier: np.ndarray, label: pd
     legit = (label == 0).fillna(False).to_numpy(dtype=bool)
     caught, false_alarms = int((alerted & fraud).sum()), int((alerted & legit).sum())
     counts = {t: int((tier == t).sum()) for t in TIERS}
-    return {"scenario": name, "medium": medium, "high": high, "events": int(tier.size), **counts,
+    return {"scenario": name, "medium_cut": medium, "high_cut": high, "events": int(tier.size), **counts,
             "alerts": int(alerted.sum()), "alerts_per_day": float(alerted.sum()) / n_days if n_days else None,
             "frauds": int(fraud.sum()), "caught": caught, "missed": int((~alerted & fraud).sum()),
             "false_alarms": false_alarms, "unlabelled_alerts": int((alerted & label.isna().to_numpy()).sum()),

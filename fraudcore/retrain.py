@@ -34,7 +34,7 @@ from fraudcore.store import Store
 from fraudcore.training import TrainRequest, train
 
 __all__ = ["RetrainReport", "WindowMetrics", "build_training_set", "promote_if_better", "request_like", "retrain",
-           "training_frame"]
+           "retrain_history", "training_frame"]
 
 Unlabelled = Literal["drop", "legit"]
 Progress = Callable[[float, str], None]
@@ -277,3 +277,11 @@ def promote_if_better(result: RetrainReport, who: str, root: Path | str | None =
     why = f"retrain from labels: {'; '.join(result.reasons)}"
     promote(result.challenger_id, root=root, who=who, why=why)
     return result.model_copy(update={"promoted": True})
+
+
+def retrain_history() -> list[RetrainReport]:
+    """Every saved retrain report (``data/retrain/*.report.json``), newest first."""
+    folder = get_paths().data / "retrain"
+    reports = [RetrainReport.model_validate_json(p.read_text(encoding="utf-8"))
+               for p in folder.glob("*.report.json")] if folder.is_dir() else []
+    return sorted(reports, key=lambda r: r.created_at, reverse=True)

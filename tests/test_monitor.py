@@ -167,6 +167,8 @@ def test_threshold_replay_by_hand(store):
     assert summary.loc["proposed", ["high", "medium", "low", "alerts"]].tolist() == [1, 3, 2, 4]
     assert summary.loc["proposed", ["caught", "missed", "false_alarms"]].tolist() == [3, 0, 1]
     assert summary.loc["proposed", "precision"] == 0.75 and summary.loc["proposed", "alerts_per_day"] == 2.0
+    assert summary.loc["current", ["medium_cut", "high_cut"]].tolist() == [0.5, 0.8]
+    assert summary.loc["proposed", ["medium_cut", "high_cut"]].tolist() == [0.4, 0.9]
     daily = replay.daily.set_index(["scenario", "tier"])
     day1 = daily[daily["day"].astype(str).str.startswith("2025-03-02")]
     assert day1.loc[("proposed", "medium"), "events"] == 1 and day1.loc[("current", "medium"), "events"] == 0
@@ -243,6 +245,11 @@ def _scored_rows(inputs: pd.DataFrame, scorer, amount_factor: float = 1.0, prefi
 def test_drift_grows_after_injecting_shifted_amounts(trained, scorer, batch_inputs, store):
     recent = batch_inputs.iloc[-3000:]
     write(store, _scored_rows(recent, scorer), model_id=trained.model_id)
+    replay = threshold_replay(store, trained.model_id, 0.5, 0.9, root=trained.root).summary.set_index("scenario")
+    tiers = scorer.tiers
+    assert replay.loc["current", ["medium_cut", "high_cut"]].tolist() == [tiers.medium.threshold, tiers.high.threshold]
+    stored = store.query("SELECT tier, count(*) AS n FROM scores GROUP BY 1").set_index("tier")["n"]
+    assert replay.loc["current", list(stored.index)].tolist() == stored.tolist()  # the replay reproduces the queue
     before = feature_drift(store, trained.model_id, root=trained.root).set_index("feature")
     assert len(before) == len(scorer.feature_names)
     assert before["n_live"].eq(3000).all()

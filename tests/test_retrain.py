@@ -16,7 +16,14 @@ from fraudcore import cli
 from fraudcore.config import get_paths
 from fraudcore.errors import DataContractError, ModelArtifactError
 from fraudcore.registry import champion_id, load_metadata, promote
-from fraudcore.retrain import build_training_set, promote_if_better, request_like, retrain, training_frame
+from fraudcore.retrain import (
+    build_training_set,
+    promote_if_better,
+    request_like,
+    retrain,
+    retrain_history,
+    training_frame,
+)
 from fraudcore.shadow import get_shadow
 from fraudcore.simulate import generate, world_for_rows
 from fraudcore.split import SplitPlan
@@ -127,6 +134,7 @@ def test_retrain_beats_a_bad_champion_on_the_same_window_and_promotes(events, ba
     assert not again["better"] and "not better" in again["reasons"][0]
     assert not again["promoted"] and champion_id() == "chal-1"
     assert again["shadow"] == "chal-2" and get_shadow().model_id == "chal-2"  # it now scores beside the champion
+    assert [r.challenger_id for r in retrain_history()] == ["chal-2", "chal-1"]
 
 
 def test_no_champion_is_a_clear_error(isolated_paths):
