@@ -15,7 +15,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,15 +23,18 @@ from starlette.routing import Route
 from fraudcore import __version__, runtime
 from fraudcore.config import get_paths
 from fraudcore.errors import ModelArtifactError
+from fraudcore.ingest import ingest
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 
-__all__ = ["JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes", "parse_events"]
+__all__ = ["JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes", "check_content_type", "check_key",
+           "parse_events", "read_body", "score_and_store"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_EVENTS = 1000
 DRAIN_BYTES = 16 << 20  # read and discard up to this much of a refused body
 JSON_TYPE = "application/json"
 REASONS_PER_EVENT = 3
+ALL_TIERS = ("low", "medium", "high")  # the API explains every event, not only alerts
 _KEY_HINT = ("send it in the X-API-Key header (or 'Authorization: Bearer KEY'); the server's key is FRAUDCORE_API_KEY "
              "or api_key in .streamlit/secrets.toml")
 
@@ -206,36 +208,26 @@ def _unprocessable(field: str, message: str) -> ApiError:
 # ---- the CPU part (runs in the thread pool so the event loop keeps serving the pages' websockets) ----------------
 
 def score_and_store(workbench: runtime.Workbench, events: list[Any]) -> tuple[list[dict[str, Any]], str]:
-    """Validate every event (422 listing each bad field), score with the champion (top reasons for every event),
-    store events and scores in one transaction; returns the results in order and the model id."""
+    """Validate every event (422 listing each bad field, nothing stored), score with the champion, explain every
+    event (top 3), store events and scores in one transaction; returns the results in order and the model id."""
     scorer = _champion_scorer(workbench)
-    check_events(scorer, events)
-    store = workbench.store(scorer)
-    scored = scorer.score_events(events, history=store, k=REASONS_PER_EVENT)
-    scores = pd.DataFrame({"event_id": [s.event_id for s in scored], "model_id": scorer.model_id,
-                           "score": [s.score for s in scored], "tier": [s.tier for s in scored],
-                           "reasons": [s.reasons for s in scored], "features": [s.features for s in scored]})
-    store.write_batch(pd.DataFrame(events), scores, source="api")
-    return [_result(s) for s in scored], scorer.model_id
+    single = len(events) == 1
+    try:
+        result = ingest(workbench, events, source="api", strict=True, k=REASONS_PER_EVENT, explain_tiers=ALL_TIERS,
+                        model_id=scorer.model_id)
+    except EventValidationError as exc:
+        errors = [{"field": e["field"].removeprefix("[0].") if single else e["field"], "message": e["message"]}
+                  for e in exc.errors]
+        raise ApiError(422, "invalid_events", _invalid_message(errors), errors=errors) from None
+    return [_result(scorer, s) for s in result.scored], result.model_id
 
 
-def check_events(scorer: Scorer, events: list[Any]) -> None:
-    """422 listing every bad field of every event (the model's contract, plus the id the store keys events by)."""
-    errors, id_field, n = [], scorer.spec.event_id, len(events)
-    for i, event in enumerate(events):
-        try:
-            scorer.validate_event(event)
-        except EventValidationError as exc:
-            errors += [{"field": _where(i, e["field"], n), "message": e["message"]} for e in exc.errors]
-        if id_field and isinstance(event, dict) and event.get(id_field) in (None, ""):
-            errors.append({"field": _where(i, id_field, n),
-                           "message": "required: the API stores every event by its id; send a unique id per event"})
-    if errors:
-        raise ApiError(422, "invalid_events", _invalid_message(errors), errors=errors)
-
-
-def _result(scored: ScoredEvent) -> dict[str, Any]:
-    plain = scored.to_dict()
+def _result(scorer: Scorer, scored: ScoredEvent) -> dict[str, Any]:
+    """The response entry; an event stored earlier without reasons (the feed explains only alerts) gets them now."""
+    reasons = scored.reasons
+    if not reasons and scored.features and scored.model_id == scorer.model_id:
+        reasons = scorer.reasons([scored.features], REASONS_PER_EVENT)[0]
+    plain = ScoredEvent(scored.event_id, scored.score, scored.tier, scored.model_id, reasons).to_dict()
     del plain["features"]
     return plain
 
@@ -246,10 +238,6 @@ def _champion_scorer(workbench: runtime.Workbench) -> Any:
     except ModelArtifactError as exc:
         raise ApiError(503, "no_champion", f"{exc}. Train one on the Train page (or python -m fraudcore train) and "
                        "promote it (python -m fraudcore promote MODEL_ID), then retry") from None
-
-
-def _where(i: int, field: str, n: int) -> str:
-    return field if n == 1 else f"[{i}].{field}"
 
 
 def _invalid_message(errors: list[dict[str, str]]) -> str:

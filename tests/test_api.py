@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import requests
 
-from fraudcore.api import MAX_BODY_BYTES, MAX_EVENTS, ApiError, parse_events
+from fraudcore import runtime
+from fraudcore.api import MAX_BODY_BYTES, MAX_EVENTS, ApiError, parse_events, score_and_store
+from fraudcore.ingest import ingest
 from fraudcore.registry import promote
 from fraudcore.store import Store
 from tests.conftest import Trained, raw_event, running_app
@@ -170,6 +172,23 @@ def test_key_and_champion_paths(trained, isolated_paths, monkeypatch):
     events, scores = stored(isolated_paths)
     assert sorted(events["event_id"].tolist()) == ["0", "1"]  # the refused calls stored nothing
     assert len(scores) == 2
+
+
+def test_a_resent_event_the_feed_stored_unexplained_gets_its_reasons(trained, scorer, isolated_paths):
+    install_champion(trained, isolated_paths)
+    low = next(as_json(raw_event(trained, i)) for i in range(200)
+               if scorer.score_event(raw_event(trained, i), k=0).tier == "low")
+    workbench = runtime.current()
+    try:
+        ingest(workbench, [low], source="feed")  # the feed explains alerts only
+        kept = workbench.store().query("SELECT reasons FROM scores")["reasons"].tolist()
+        results, model_id = score_and_store(workbench, [low])
+        count = workbench.store().query("SELECT count(*) AS n FROM scores")["n"].item()
+    finally:
+        runtime.shutdown()
+    assert [json.loads(r) for r in kept] == [[]]
+    assert model_id == trained.model_id and results[0]["tier"] == "low"
+    assert len(results[0]["reasons"]) == 3 and count == 1  # explained now, not stored twice
 
 
 # ---- the body parser on its own ---------------------------------------------------------------------------------
