@@ -11,6 +11,7 @@ BAND_COLOURS = dict(zip(BAND_ORDER, ["#4c78a8", "#f58518", "#e45756", "#bab0ac",
 TIER_COLOURS = alt.Scale(domain=["high", "medium", "low"], range=["#e45756", "#f58518", "#54a24b"])
 CONFUSION_COLOURS = alt.Scale(scheme="blues")
 MINUTE = "%Y-%m-%d %H:%M"
+MODEL_COLOURS = alt.Scale(scheme="tableau10")
 
 
 def timeline_chart(preview: SplitPreview) -> alt.LayerChart:
@@ -36,7 +37,7 @@ def pr_chart(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(df).mark_line(interpolate="step-after").encode(
         x=alt.X("recall:Q", title="Recall", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("precision:Q", title="Precision", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", title="Model"), order="recall:Q",
+        color=alt.Color("model:N", title="Model", scale=MODEL_COLOURS), order="recall:Q",
         tooltip=["model:N", alt.Tooltip("ap:Q", title="average precision", format=".4f"),
                  alt.Tooltip("recall:Q", format=".3f"), alt.Tooltip("precision:Q", format=".3f")],
     ).properties(title="Precision-recall", height=320)
@@ -47,7 +48,7 @@ def roc_chart(df: pd.DataFrame) -> alt.LayerChart:
     lines = alt.Chart(df).mark_line().encode(
         x=alt.X("fpr:Q", title="False positive rate", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("tpr:Q", title="True positive rate (recall)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", title="Model"), order="fpr:Q",
+        color=alt.Color("model:N", title="Model", scale=MODEL_COLOURS), order="fpr:Q",
         tooltip=["model:N", alt.Tooltip("auc:Q", title="ROC AUC", format=".4f"), alt.Tooltip("fpr:Q", format=".4f"),
                  alt.Tooltip("tpr:Q", format=".3f")],
     )

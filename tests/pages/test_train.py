@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -120,3 +121,19 @@ def test_taken_ids_and_impossible_splits_are_refused(demo_ready):
     assert any("overstate" in w.value for w in at.warning)
     assert "NOT time-ordered" in " ".join(c.value for c in at.caption)
     assert not button(at, "Train").disabled
+
+
+def test_dates_split_draws_the_chosen_ranges(demo_ready):
+    at = page().run()
+    at.segmented_control(key="train_split_kind").set_value("dates").run()
+    assert not at.exception
+    # the demo spans 6-10 January: the last quarter of its days (one) tests by default
+    assert [str(d) for d in at.date_input(key="train_dates").value] == ["2025-01-06", "2025-01-09"]
+    assert [str(d) for d in at.date_input(key="test_dates").value] == ["2025-01-10", "2025-01-10"]
+    assert "date split: train 2025-01-06..2025-01-09" in " ".join(c.value for c in at.caption)
+    at.date_input(key="train_dates").set_value((date(2025, 1, 6), date(2025, 1, 7)))
+    at.date_input(key="test_dates").set_value((date(2025, 1, 10), date(2025, 1, 10))).run()
+    caption = " ".join(c.value for c in at.caption)
+    assert "train 2025-01-06..2025-01-07" in caption and "2-day gap" in caption
+    parts = at.dataframe[0].value.set_index("part")
+    assert parts.loc["test", "start"].date() == date(2025, 1, 10)
