@@ -81,8 +81,9 @@ def tier_inputs(tier: str, column, objectives: list[str]) -> tuple[str, float | 
 
 
 def split_plan(frame) -> SplitPlan | None:
-    kind = st.segmented_control("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, default="time",
-                                key="train_split_kind") or "time"
+    kinds = list(SPLIT_LABELS) if frame is not None else ["random"]
+    kind = st.segmented_control("Split", kinds, format_func=SPLIT_LABELS.get, default=kinds[0],
+                                key="train_split_kind") or kinds[0]
     c1, c2, c3 = st.columns(3)
     valid = c1.slider("Validation share", 0.05, 0.4, 0.2, 0.05, key="train_valid_size",
                       help="Tiers are tuned and search trials ranked on this window")
@@ -151,9 +152,13 @@ minutes = c3.number_input("Search budget (minutes)", 0.0, 120.0, 0.5, step=0.5, 
 st.subheader("Split")
 plan, frame = None, None
 try:
-    frame = event_frame(str(path), modified, spec.to_json(), opened)
+    if spec.event_time:
+        frame = event_frame(str(path), modified, spec.to_json(), opened)
+    else:
+        st.info("The dataset has no event time column, so only a random split is possible and it cannot be drawn "
+                "on a timeline. Set the time column on the Data & EDA page for a time-ordered split.")
     plan = split_plan(frame)
-    if plan is not None:
+    if plan is not None and frame is not None:
         drawn = preview(str(path), modified, spec.to_json(), plan.model_dump_json(), frame)
         st.altair_chart(model_charts.timeline_chart(drawn), width="stretch")
         st.caption(drawn.label)

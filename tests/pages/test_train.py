@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from fraudcore import runtime
 from fraudcore.config import get_paths
+from fraudcore.dataset import open_dataset
 from fraudcore.errors import FraudcoreError
 from fraudcore.registry import load_metadata
 from fraudcore.simulate import generate_to_file
@@ -137,3 +138,18 @@ def test_dates_split_draws_the_chosen_ranges(demo_ready):
     assert "train 2025-01-06..2025-01-07" in caption and "2-day gap" in caption
     parts = at.dataframe[0].value.set_index("part")
     assert parts.loc["test", "start"].date() == date(2025, 1, 10)
+
+
+def test_without_an_event_time_only_a_random_split_is_offered(demo_ready):
+    at = page()
+    spec = open_dataset(demo_ready).spec
+    at.session_state["dataset_path"] = str(demo_ready)
+    at.session_state["dataset_spec"] = spec.with_role("event_time", "ignored")  # as the Data page would store it
+    at.run()
+    assert not at.exception
+    assert "column roles from the Data & EDA page" in at.caption[0].value
+    assert "no event time column" in at.info[0].value
+    assert at.segmented_control(key="train_split_kind").options == ["Random (optimistic)"]
+    assert not at.get("vega_lite_chart") and not button(at, "Train").disabled
+    objectives = at.selectbox(key="train_medium_objective").options
+    assert "Alert budget per day" not in objectives and objectives[0].startswith("F1")
