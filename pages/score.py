@@ -48,16 +48,16 @@ def field_widget(f: FormField) -> None:
 
 def show_scored(scorer: Scorer, scored) -> None:
     st.subheader("Result")
-    prob, tier, model = st.columns(3)
+    prob, tier = st.columns(2)
     prob.metric("Fraud probability", f"{scored.score:.2%}")
     with tier:
         st.markdown("**Tier**")
         st.badge(scored.tier.upper(), color=TIER_COLOURS.get(scored.tier, "gray"))
-    model.metric("Model", scored.model_id)
+    st.caption(f"Scored by `{scored.model_id}`; the tier follows its thresholds.")
     if scored.reasons:
         st.markdown("**Why**")
         st.markdown("\n".join(f"- {'▲' if r['direction'] == 'raises' else '▼'} {r['text']} "
-                              f"({r['delta_probability']:+.1%})" for r in scored.reasons))
+                              f"({100 * r['delta_probability']:+.2f} pts)" for r in scored.reasons))
     try:
         st.altair_chart(shap_charts.waterfall(event_form.explain_event(scorer, scored)), width="stretch")
     except FraudcoreError as exc:
@@ -128,7 +128,7 @@ def batch_progress(job_id: str) -> None:
     st.progress(job.fraction, text=job.message or "Starting…")
 
 
-def batch_input() -> Path | None:
+def batch_input() -> tuple[Path, str] | None:
     kind = st.radio("File", FILE_SOURCES, horizontal=True, key="batch_source", label_visibility="collapsed")
     if kind == FILE_SOURCES[0]:
         # no type= filter: a wrong file type gets an explanation instead of the widget's own silent refusal
@@ -137,7 +137,7 @@ def batch_input() -> Path | None:
         if uploaded is None:
             return None
         try:
-            return batch_results.accept_upload(uploaded.getvalue(), uploaded.name, paths.uploads)
+            return batch_results.accept_upload(uploaded.getvalue(), uploaded.name, paths.uploads), uploaded.name
         except FraudcoreError as exc:
             st.error(f"Cannot score **{uploaded.name}**: {exc}")
             return None
@@ -149,7 +149,7 @@ def batch_input() -> Path | None:
     if not path.is_file():
         st.error(f"`{path}` does not exist (or is not a file); check the path")
         return None
-    return path
+    return path, path.name
 
 
 def show_batch(result: dict) -> None:
@@ -185,18 +185,19 @@ def show_batch(result: dict) -> None:
 
 
 def batch_file(scorer: Scorer) -> None:
-    in_path = batch_input()
+    picked = batch_input()
     explain_tiers = st.multiselect("Explain (reasons and SHAP) for tiers", TIERS, default=["high", "medium"],
                                    key="batch_explain")
-    if in_path is not None and st.button("Score the file", type="primary", key="batch_go"):
+    if picked is not None and st.button("Score the file", type="primary", key="batch_go"):
+        in_path, shown = picked
         out = batch_results.output_path(paths.data / "scored", in_path)
         work = batch_results.scoring_work(in_path, out, scorer.model_id, paths.artifacts, explain_tiers)
-        job = workbench.jobs.submit(f"score {in_path.name}", work, key=f"batch-{out.name}")
+        job = workbench.jobs.submit(f"{shown} with {scorer.model_id}", work, key=f"batch-{out.name}")
         st.session_state["batch_job"] = job.job_id
     job = workbench.jobs.get(st.session_state.get("batch_job", ""))
     if job is None:
         return
-    st.caption(f"{job.name} ({job.seconds:.0f} s)")
+    st.caption(f"Scoring {job.name} ({job.seconds:.0f} s)")
     if job.running:
         batch_progress(job.job_id)
     elif job.status == "failed":

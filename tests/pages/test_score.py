@@ -71,7 +71,7 @@ def test_single_event_form_is_prefilled_and_scores_with_reasons_and_waterfall(ch
     next(b for b in at.button if b.label == "Score this event").click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Fraud probability"].endswith("%") and metrics["Model"] == "score-xgb"
+    assert metrics["Fraud probability"].endswith("%") and "Scored by `score-xgb`" in at.caption[1].value
     scored = at.session_state["score_result"][1]
     assert metrics["Fraud probability"] == f"{scored.score:.2%}"
     assert any(f":{'red' if scored.tier == 'high' else 'orange' if scored.tier == 'medium' else 'green'}-badge"
@@ -123,6 +123,7 @@ def test_batch_upload_shows_results_tiers_rejects_downloads_and_shap(champion):
     assert not at.exception and not at.error
     finish_batch(at)
     assert not at.exception
+    assert any(c.value.startswith("Scoring batch.csv with score-xgb") for c in at.caption)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rows in"] == "3,000" and metrics["Scored"] == "2,998" and metrics["Rejected"] == "2"
     results = at.dataframe[0].value
@@ -193,3 +194,19 @@ def test_no_model_says_what_to_do():
     at = page().run()
     assert not at.exception
     assert "No model yet" in at.info[0].value
+
+
+def test_batch_from_a_path_on_the_server(champion, tmp_path):
+    at = page().run()
+    at.radio(key="batch_source").set_value("Path on the server").run()
+    at.text_input(key="batch_path").input(str(tmp_path / "nope.parquet")).run()
+    assert not at.exception and "does not exist" in at.error[0].value
+    assert not [b for b in at.button if b.label == "Score the file"]
+    events = tmp_path / "events.parquet"
+    champion.frame.iloc[:2000].to_parquet(events, index=False)  # label columns too: they travel through
+    at.text_input(key="batch_path").input(str(events)).run()
+    finish_batch(at)
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Scored"] == "2,000"
+    assert "is_fraud" in at.dataframe[0].value.columns
+    assert runtime.current().jobs.get(at.session_state["batch_job"]).result["out_path"].endswith(".scored.parquet")
