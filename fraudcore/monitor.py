@@ -9,6 +9,7 @@ and ``since`` to 7 days before it. "Live" values of a model are the inputs and s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ __all__ = ["DRIFT_LEVELS", "TIERS", "alert_volumes", "distribution", "feature_dr
 TIERS = ("high", "medium", "low")
 ALERT_TIERS = ("high", "medium")
 DRIFT_LEVELS = ((0.1, "stable"), (0.25, "moderate"), (math.inf, "major"))  # PSI below each bound
-MAX_LIVE_ROWS = 50_000  # live rows sampled (reservoir, seeded) for feature drift
+MAX_LIVE_ROWS = 20_000  # live rows sampled (reservoir, seeded) for feature drift
 DEFAULT_DAYS = 7
 _REASONS_TYPE = '[{"feature": "VARCHAR", "contribution": "DOUBLE"}]'
 SCORE = "(score)"
@@ -55,14 +56,19 @@ def _json_path(name: str) -> str:
 
 
 def live_inputs(store: Store, model_id: str, names: list[str], since: datetime, until: datetime,
-                max_rows: int = MAX_LIVE_ROWS) -> pd.DataFrame:
-    """The stored model inputs (one column per name, text as stored) of the model's scored events in the window."""
+                categorical: Sequence[str] = (), max_rows: int = MAX_LIVE_ROWS) -> pd.DataFrame:
+    """The stored model inputs (numbers as floats, ``categorical`` ones as text) of the model's scored events in
+    the window, at most ``max_rows`` of them (a seeded reservoir sample)."""
+    cats = set(categorical)
+    picked = ", ".join((f"v[{i + 1}]" if name in cats else f"TRY_CAST(v[{i + 1}] AS DOUBLE)") + f" AS c{i}"
+                       for i, name in enumerate(names))
     rows = store.query(
-        "SELECT * FROM (SELECT json_extract_string(s.features, ?) AS v FROM scores s JOIN events e USING (event_id) "
-        "WHERE s.model_id = ? AND s.features IS NOT NULL AND e.event_time BETWEEN ? AND ?) "
+        f"SELECT {picked} FROM (SELECT json_extract_string(s.features, ?) AS v FROM scores s JOIN events e "
+        "USING (event_id) WHERE s.model_id = ? AND s.features IS NOT NULL AND e.event_time BETWEEN ? AND ?) "
         f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)",
         [[_json_path(n) for n in names], model_id, since, until])
-    return pd.DataFrame(rows["v"].tolist() if len(rows) else [], columns=names, dtype=object)
+    rows.columns = names
+    return rows.astype({n: object for n in names if n in cats})
 
 
 def live_scores(store: Store, model_id: str, since: datetime, until: datetime) -> np.ndarray:
@@ -123,7 +129,7 @@ def feature_drift(store: Store, model_id: str, since: datetime | None = None, un
     ref = _reference(model_id, root, reference)
     lo, hi = window(store, since, until)
     names = list(ref.features)
-    live = live_inputs(store, model_id, names, lo, hi)
+    live = live_inputs(store, model_id, names, lo, hi, [n for n in names if ref.features[n].kind == "categorical"])
     table = pd.DataFrame([_drift_row(n, ref.features[n], live[n]) for n in names])
     table = table.merge(alert_influence(store, model_id, lo, hi), on="feature", how="left")
     table[["alert_share", "alert_influence"]] = table[["alert_share", "alert_influence"]].fillna(0.0)
@@ -148,7 +154,9 @@ def distribution(store: Store, model_id: str, feature: str | None = None, since:
     if feature is None:
         part, values = ref.score, live_scores(store, model_id, lo, hi)
     elif feature in ref.features:
-        part, values = ref.features[feature], live_inputs(store, model_id, [feature], lo, hi)[feature]
+        part = ref.features[feature]
+        cats = [feature] if part.kind == "categorical" else []
+        values = live_inputs(store, model_id, [feature], lo, hi, cats)[feature]
     else:
         raise FraudcoreError(f"model {model_id!r} has no input {feature!r}; pick one of {list(ref.features)[:8]}...")
     return pd.DataFrame({"order": range(len(part.shares)), "bin": part.labels, "reference": part.shares,
