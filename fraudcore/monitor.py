@@ -3,7 +3,8 @@ precision and label maturity (threshold replay and shadow agreement live in ``mo
 
 Windows are on event time, inclusive at both ends; ``until`` defaults to the newest stored event (the feed's clock)
 and ``since`` to 7 days before it. "Live" values of a model are the inputs and scores stored with its scores rows
-(``scores.features``), so drift is measured on exactly what the model saw.
+(``scores.features``), so drift is measured on exactly what the model saw; feature drift reads a seeded sample of at
+most ``MAX_LIVE_ROWS`` of them (``n_live`` says how many), alert influence reads every alert's stored reasons.
 """
 
 from __future__ import annotations
