@@ -32,7 +32,7 @@ from fraudcore.features_batch import build_features
 from fraudcore.loading import LoadedDataset, load_dataset, qident, typed_spec
 from fraudcore.matrix import MatrixSpec
 from fraudcore.registry import check_input_schema
-from fraudcore.scoring import Scorer
+from fraudcore.scoring import MAX_AMOUNT, MAX_NUMBER, Scorer
 from fraudcore.thresholds import assign_tiers
 
 __all__ = ["bench_score", "score_file"]
@@ -41,7 +41,6 @@ Progress = Callable[[float, str], None]
 TIERS = ("high", "medium", "low")
 ROW, RAW = "__fc_row", "__fc_raw_"  # file row key (0-based) and prefix of the untouched input columns
 FEATURES_DONE = 0.35  # share of the progress bar spent before streaming starts
-MAX_AMOUNT = 1e12  # the features hold amounts as integer micro-units (BIGINT): larger ones are rejected
 
 
 def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None = None, *,
@@ -162,6 +161,8 @@ def _number_check(column: str, raw: str, amount: bool = False) -> str:
                 f"{_text(f'); amounts up to {MAX_AMOUNT:.0e} can be scored')} ")
     else:
         bad += f"WHEN isinf({q}) THEN {_text(f'{column}: not finite')} "
+        bad += (f"WHEN abs({q}) > {MAX_NUMBER:.1e} THEN {_text(f'{column}: too large for the model (')} || "
+                f"CAST({q} AS VARCHAR) || {_text(f'); values within ±{MAX_NUMBER:g} can be scored')} ")
     return f"CASE {bad}END"
 
 

@@ -28,6 +28,8 @@ from fraudcore.thresholds import assign_tiers
 __all__ = ["EventValidationError", "FrameHistory", "HistorySource", "ScoredEvent", "Scorer"]
 
 EXPLAINABLE = ("xgboost", "logreg")
+MAX_AMOUNT = 1e12  # batch features hold amounts as integer micro-units; one limit for both paths
+MAX_NUMBER = 3.0e38  # models read float32: larger magnitudes would become infinite
 
 
 class HistorySource(Protocol):
@@ -339,6 +341,8 @@ def _amount(value: Any) -> float:
         raise ValueError(f"amount must be finite, got {amount}")
     if amount < 0:
         raise ValueError(f"amount must be >= 0, got {amount:g} (refunds and reversals are not scored)")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"amount {amount:g} is too large; amounts up to {MAX_AMOUNT:g} can be scored")
     return amount
 
 
@@ -348,6 +352,8 @@ def _numeric(value: Any) -> float:
     number = _number(value)
     if math.isinf(number):
         raise ValueError(f"expected a finite number (or null when unknown), got {number}")
+    if abs(number) > MAX_NUMBER:
+        raise ValueError(f"{number:g} is too large for the model (float32); send a value within ±{MAX_NUMBER:g}")
     return number
 
 

@@ -15,6 +15,8 @@ from fraudcore import batch_results
 from fraudcore.batch import score_file
 from fraudcore.errors import DataContractError
 from fraudcore.jobs import Jobs
+from fraudcore.simulate import generate, world_for_rows
+from fraudcore.training import TrainRequest, train
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,19 @@ def test_explanation_sample_is_capped_and_absent_without_explained_rows(trained,
     assert none["explanation"] is None
     plain = score_file(trained.parquet, tmp_path / "plain.parquet", trained.model_id, root=trained.root)
     assert "explanation" not in plain
+
+
+def test_values_too_large_for_the_model_are_rejected_naming_the_column(tmp_path):
+    frame = generate(rows=6000, world=world_for_rows(6000, seed=2, days=4))
+    frame["device_score"] = np.random.default_rng(0).normal(size=len(frame))
+    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    meta = train(tmp_path / "train.parquet", TrainRequest(model_id="num", search_minutes=0), root=tmp_path / "art")
+    assert "device_score" in meta.spec.numeric
+    batch = frame.iloc[:200].drop(columns=["is_fraud", "fraud_scenario"]).astype({"device_score": object})
+    batch.loc[[4, 5], "device_score"] = ["1e39", "-3.1e38"]
+    batch.to_csv(tmp_path / "in.csv", index=False)
+    run = score_file(tmp_path / "in.csv", tmp_path / "out.csv", "num", root=tmp_path / "art")
+    assert run["rows_scored"] == 198
+    reasons = list(pd.read_csv(run["rejects_path"])["reject_reason"])
+    assert [r.split(" (")[0] for r in reasons] == ["device_score: too large for the model"] * 2
+    assert reasons[0].endswith("values within ±3e+38 can be scored")

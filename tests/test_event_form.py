@@ -7,7 +7,7 @@ import pytest
 
 from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.event_form import EventSource, event_from_form, explain_event, form_fields, sample_candidates
-from fraudcore.scoring import Scorer
+from fraudcore.scoring import EventValidationError, Scorer
 from fraudcore.training import TrainRequest, train
 from tests.conftest import raw_event
 
@@ -95,3 +95,12 @@ def test_models_without_contributions_say_so(tmp_path, trained, source):
     assert 0 <= scored.score <= 1 and scored.reasons == []
     with pytest.raises(FraudcoreError, match="no per-feature contributions; pick an xgboost or logreg model"):
         explain_event(anomaly, scored)
+
+
+def test_values_the_model_cannot_take_are_named_before_scoring(trained, scorer):
+    fields = form_fields(scorer, raw_event(trained, 9_000))
+    values = {f.name: f.default for f in fields} | {"amount": 1e300}
+    with pytest.raises(EventValidationError) as caught:
+        scorer.score_event(event_from_form(fields, values))
+    assert caught.value.errors == [{"field": "amount",
+                                    "message": "amount 1e+300 is too large; amounts up to 1e+12 can be scored"}]

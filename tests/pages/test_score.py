@@ -102,6 +102,12 @@ def test_changed_fields_change_the_score_and_bad_fields_are_named(champion):
     assert "event_time" in at.error[0].value and "Fix these fields" in at.error[0].value
     assert "score_result" not in at.session_state
 
+    at.text_input(key="ev_event_time").input("2025-01-09 10:00:00")
+    at.number_input(key="ev_amount").set_value(1e300)  # a huge value: named, not a crash
+    next(b for b in at.button if b.label == "Score this event").click().run()
+    assert not at.exception
+    assert "**amount**: amount 1e+300 is too large" in at.error[0].value
+
 
 def test_new_sample_refills_the_form(champion):
     at = page().run()
