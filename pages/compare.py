@@ -80,6 +80,87 @@ def delta(new: float | None, old: float | None, fmt: str) -> str | None:
     return None if new is None or old is None or abs(new - old) < 1e-12 else format(new - old, fmt)
 
 
+@st.fragment
+def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, review_cost: float,
+                 champion: str | None) -> None:
+    """Objectives, cuts, what they give, save and promote: moving a cut reruns only this panel."""
+    saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), meta.tiers.medium.threshold
+    st.caption(f"Saved tiers: block at score ≥ {saved_high:.4f}, review at ≥ {saved_medium:.4f}. Suggestions use "
+               f"the validation window ({windows.valid.describe()}).")
+    objectives = tuning.available_objectives(windows.valid)
+    high_col, medium_col = st.columns(2)
+    high = objective_inputs(model_id, "high", meta.tiers.high, objectives, high_col)
+    medium = objective_inputs(model_id, "medium", meta.tiers.medium, objectives, medium_col)
+    st.button("Suggest cuts from the objectives", on_click=apply_suggestions,
+              args=(model_id, windows.valid, review_cost))
+    if "tune_message" in st.session_state:
+        st.info(st.session_state.pop("tune_message"))
+
+    cuts_key = f"tune_cuts_{model_id}"
+    if cuts_key not in st.session_state:
+        st.session_state[cuts_key] = (saved_medium, saved_high)
+    cut_medium, cut_high = st.slider("Cuts: review (medium) and block (high); below medium is allowed (low)", 0.0, 1.0,
+                                     step=0.0001, format="%.4f", key=cuts_key)
+    window_name = st.segmented_control("Window", list(WINDOW_LABELS), format_func=WINDOW_LABELS.get, default="valid",
+                                       key="tune_window") or "valid"
+    window = windows.window(window_name)
+    now = tuning.what_if(window, cut_high, cut_medium, review_cost)
+    before = tuning.what_if(window, saved_high, saved_medium, review_cost)
+
+    m1, m2, m3, m4, m5, m6 = st.columns(6)
+    m1.metric("Alerts per day", "—" if now.alerts_per_day is None else f"{now.alerts_per_day:,.1f}",
+              delta(now.alerts_per_day, before.alerts_per_day, "+,.1f"), delta_color="inverse",
+              help="Review and block tiers together; the delta is against the saved tiers")
+    m2.metric("Precision", "—" if now.precision is None else f"{now.precision:.1%}",
+              delta(now.precision, before.precision, "+.1%"))
+    m3.metric("Recall", f"{now.recall:.1%}", delta(now.recall, before.recall, "+.1%"))
+    m4.metric("Fraud amount caught", money(now.amount_caught), delta(now.amount_caught, before.amount_caught, "+,.0f"),
+              help="Amount of the frauds that raised an alert"
+                   + ("" if now.amount_caught_share is None else f" ({now.amount_caught_share:.1%} of it)"))
+    m5.metric("Amount at risk", money(now.amount_at_risk), delta(now.amount_at_risk, before.amount_at_risk, "+,.0f"),
+              delta_color="inverse", help="Amount of the frauds below the review cut (missed)")
+    m6.metric("Cost", money(now.cost), delta(now.cost, before.cost, "+,.0f"), delta_color="inverse",
+              help=f"Alerts x review cost ({money(now.review_spend)}) + amount at risk")
+    left, right = st.columns(2)
+    left.altair_chart(model_charts.confusion_chart(now.confusion), width="stretch")
+    right.altair_chart(model_charts.tiers_chart(now.tiers), width="content")
+    st.altair_chart(model_charts.threshold_chart(tuning.sweep_frame(window), cut_high, cut_medium), width="stretch")
+    with st.expander("Tiers as a table"):
+        st.dataframe(now.tiers, hide_index=True)
+
+    who = (st.session_state.get("analyst") or "").strip()
+    if not who:
+        who = st.text_input("Your name (recorded with every change)", key="compare_who").strip()
+    save_col, promote_col = st.columns(2)
+    with save_col.form("save_tiers"):
+        st.markdown(f"**Save these cuts as {model_id}'s tiers**")
+        why = st.text_input("Why", key="tune_why", placeholder="e.g. review team grows to 6 analysts")
+        if st.form_submit_button("Save tiers", type="primary"):
+            try:
+                if not who:
+                    raise FraudcoreError("type your name first (Analyst in the sidebar): every change is logged")
+                policy = tuning.policy_from_cuts(windows.valid, (high[0], high[1], cut_high),
+                                                 (medium[0], medium[1], cut_medium), review_cost,
+                                                 note=f"cuts set on the Compare page by {who}")
+                registry.update_tiers(model_id, policy, who=who, why=why, root=paths.artifacts)
+                workbench.forget_model(model_id)
+                flash(f"Saved tiers of **{model_id}**: block ≥ {cut_high:.4f}, review ≥ {cut_medium:.4f}.")
+            except FraudcoreError as exc:
+                st.error(f"Not saved: {exc}")
+    with promote_col.form("promote"):
+        st.markdown(f"**Champion:** {champion or 'none yet'}")
+        reason = st.text_input("Why promote", key="promote_why", placeholder="e.g. higher AP on the shared test window")
+        if st.form_submit_button(f"Promote {model_id} to champion", disabled=model_id == champion):
+            try:
+                registry.promote(model_id, root=paths.artifacts, who=who, why=reason)
+                flash(f"**{model_id}** is now the champion: it scores new events.")
+            except FraudcoreError as exc:
+                st.error(f"Not promoted: {exc}")
+    if meta.tier_log:
+        st.subheader("Tier changes")
+        st.dataframe(tuning.tier_log_frame(meta.tier_log), hide_index=True)
+
+
 st.title("Compare & thresholds")
 paths = get_paths().ensure()
 workbench = runtime.current()
@@ -146,80 +227,4 @@ if not tunable:
 model_id = st.selectbox("Model to tune", tunable, index=tunable.index(champion) if champion in tunable else 0,
                         key="tune_model")
 meta, windows = metas[model_id], ready[model_id]
-saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), meta.tiers.medium.threshold
-st.caption(f"Saved tiers: block at score ≥ {saved_high:.4f}, review at ≥ {saved_medium:.4f}. Suggestions use the "
-           f"validation window ({windows.valid.describe()}).")
-
-objectives = tuning.available_objectives(windows.valid)
-high_col, medium_col = st.columns(2)
-high = objective_inputs(model_id, "high", meta.tiers.high, objectives, high_col)
-medium = objective_inputs(model_id, "medium", meta.tiers.medium, objectives, medium_col)
-st.button("Suggest cuts from the objectives", on_click=apply_suggestions, args=(model_id, windows.valid, review_cost))
-if "tune_message" in st.session_state:
-    st.info(st.session_state.pop("tune_message"))
-
-cuts_key = f"tune_cuts_{model_id}"
-if cuts_key not in st.session_state:
-    st.session_state[cuts_key] = (saved_medium, saved_high)
-cut_medium, cut_high = st.slider("Cuts: review (medium) and block (high); below medium is allowed (low)", 0.0, 1.0,
-                                 step=0.0001, format="%.4f", key=cuts_key)
-window_name = st.segmented_control("Window", list(WINDOW_LABELS), format_func=WINDOW_LABELS.get, default="valid",
-                                   key="tune_window") or "valid"
-window = windows.window(window_name)
-now = tuning.what_if(window, cut_high, cut_medium, review_cost)
-before = tuning.what_if(window, saved_high, saved_medium, review_cost)
-
-
-
-m1, m2, m3, m4, m5, m6 = st.columns(6)
-m1.metric("Alerts per day", "—" if now.alerts_per_day is None else f"{now.alerts_per_day:,.1f}",
-          delta(now.alerts_per_day, before.alerts_per_day, "+,.1f"), delta_color="inverse",
-          help="Review and block tiers together; the delta is against the saved tiers")
-m2.metric("Precision", "—" if now.precision is None else f"{now.precision:.1%}",
-          delta(now.precision, before.precision, "+.1%"))
-m3.metric("Recall", f"{now.recall:.1%}", delta(now.recall, before.recall, "+.1%"))
-m4.metric("Fraud amount caught", money(now.amount_caught), delta(now.amount_caught, before.amount_caught, "+,.0f"),
-          help="Amount of the frauds that raised an alert"
-               + ("" if now.amount_caught_share is None else f" ({now.amount_caught_share:.1%} of it)"))
-m5.metric("Amount at risk", money(now.amount_at_risk), delta(now.amount_at_risk, before.amount_at_risk, "+,.0f"),
-          delta_color="inverse", help="Amount of the frauds below the review cut (missed)")
-m6.metric("Cost", money(now.cost), delta(now.cost, before.cost, "+,.0f"), delta_color="inverse",
-          help=f"Alerts x review cost ({money(now.review_spend)}) + amount at risk")
-left, right = st.columns(2)
-left.altair_chart(model_charts.confusion_chart(now.confusion), width="stretch")
-right.altair_chart(model_charts.tiers_chart(now.tiers), width="content")
-st.altair_chart(model_charts.threshold_chart(tuning.sweep_frame(window), cut_high, cut_medium), width="stretch")
-with st.expander("Tiers as a table"):
-    st.dataframe(now.tiers, hide_index=True)
-
-who = (st.session_state.get("analyst") or "").strip()
-if not who:
-    who = st.text_input("Your name (recorded with every change)", key="compare_who").strip()
-save_col, promote_col = st.columns(2)
-with save_col.form("save_tiers"):
-    st.markdown(f"**Save these cuts as {model_id}'s tiers**")
-    why = st.text_input("Why", key="tune_why", placeholder="e.g. review team grows to 6 analysts")
-    if st.form_submit_button("Save tiers", type="primary"):
-        try:
-            if not who:
-                raise FraudcoreError("type your name first (Analyst in the sidebar): every change is logged")
-            policy = tuning.policy_from_cuts(windows.valid, (high[0], high[1], cut_high),
-                                             (medium[0], medium[1], cut_medium), review_cost,
-                                             note=f"cuts set on the Compare page by {who}")
-            registry.update_tiers(model_id, policy, who=who, why=why, root=paths.artifacts)
-            workbench.forget_model(model_id)
-            flash(f"Saved tiers of **{model_id}**: block ≥ {cut_high:.4f}, review ≥ {cut_medium:.4f}.")
-        except FraudcoreError as exc:
-            st.error(f"Not saved: {exc}")
-with promote_col.form("promote"):
-    st.markdown(f"**Champion:** {champion or 'none yet'}")
-    reason = st.text_input("Why promote", key="promote_why", placeholder="e.g. higher AP on the shared test window")
-    if st.form_submit_button(f"Promote {model_id} to champion", disabled=model_id == champion):
-        try:
-            registry.promote(model_id, root=paths.artifacts, who=who, why=reason)
-            flash(f"**{model_id}** is now the champion: it scores new events.")
-        except FraudcoreError as exc:
-            st.error(f"Not promoted: {exc}")
-if meta.tier_log:
-    st.subheader("Tier changes")
-    st.dataframe(tuning.tier_log_frame(meta.tier_log), hide_index=True)
+tuning_panel(model_id, meta, windows, review_cost, champion)
