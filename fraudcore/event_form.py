@@ -21,7 +21,7 @@ from fraudcore.errors import FraudcoreError
 from fraudcore.explain import Explanation, explain
 from fraudcore.loading import load_dataset
 from fraudcore.registry import check_input_schema, required_columns
-from fraudcore.scoring import FrameHistory, ScoredEvent, Scorer
+from fraudcore.scoring import EventValidationError, FrameHistory, ScoredEvent, Scorer
 
 __all__ = ["TIER_COLOURS", "EventSource", "FormField", "event_from_form", "explain_event", "form_fields",
            "sample_candidates"]
@@ -102,15 +102,23 @@ def _as_float(value: Any) -> float | None:
 
 
 def event_from_form(fields: Sequence[FormField], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The raw event from the widgets' values: empty text is missing, integer ids typed as digits become integers."""
+    """The raw event from the widgets' values: empty text is missing, integer ids become integers (an
+    EventValidationError names each one that is not a whole number)."""
     event: dict[str, Any] = {}
+    errors = []
     for f in fields:
         value = values.get(f.name)
         if isinstance(value, str):
             value = value.strip() or None
-        if f.kind == "id" and f.integer and isinstance(value, str) and value.lstrip("-").isdigit():
+        if f.kind == "id" and f.integer and isinstance(value, str):
+            if not value.lstrip("-").isdigit():
+                errors.append({"field": f.name, "message": f"this dataset's {f.name} values are whole numbers; "
+                                                           f"got {value[:40]!r}"})
+                continue
             value = int(value)
         event[f.name] = value
+    if errors:
+        raise EventValidationError(errors)
     return event
 
 

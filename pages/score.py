@@ -102,8 +102,8 @@ def single_event(scorer: Scorer) -> None:
                 field_widget(f)
         submitted = st.form_submit_button("Score this event", type="primary")
     if submitted:
-        event = event_form.event_from_form(fields, {f.name: st.session_state[f"ev_{f.name}"] for f in fields})
         try:
+            event = event_form.event_from_form(fields, {f.name: st.session_state[f"ev_{f.name}"] for f in fields})
             scored = scorer.score_event(event, history=source.history if source else None)
             st.session_state["score_result"] = (scorer.model_id, scored)
         except EventValidationError as exc:

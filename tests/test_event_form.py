@@ -47,7 +47,11 @@ def test_form_values_become_the_raw_event(scorer):
     event = event_from_form(fields, values)
     assert event["event_id"] == 7 and event["customer_id"] == 12 and event["device_id"] == "dev-1"
     assert event["channel"] is None and event["terminal_id"] is None and event["card_id"] is None
-    assert event_from_form(fields, {"customer_id": "12a"})["customer_id"] == "12a"  # not digits: left as text
+    with pytest.raises(EventValidationError) as caught:
+        event_from_form(fields, {"customer_id": "12a", "event_id": "x"})
+    assert [e["field"] for e in caught.value.errors] == ["event_id", "customer_id"]
+    assert caught.value.errors[1]["message"] == "this dataset's customer_id values are whole numbers; got '12a'"
+    assert event_from_form(fields, {"device_id": "12a"})["device_id"] == "12a"  # text ids stay text
 
 
 def test_sampled_event_through_the_form_scores_like_the_row(source, scorer):

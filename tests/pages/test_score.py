@@ -96,10 +96,14 @@ def test_changed_fields_change_the_score_and_bad_fields_are_named(champion):
     assert second.score != first and second.features["amount"] == 9_999.0
 
     at.text_input(key="ev_event_time").input("not a time")
+    at.text_input(key="ev_event_id").input("abc")
     at.text_input(key="ev_customer_id").input("")
     next(b for b in at.button if b.label == "Score this event").click().run()
     assert not at.exception
-    assert "event_time" in at.error[0].value and "Fix these fields" in at.error[0].value
+    assert "**event_id**: this dataset's event_id values are whole numbers" in at.error[0].value
+    at.text_input(key="ev_event_id").input("")
+    next(b for b in at.button if b.label == "Score this event").click().run()
+    assert "**event_time**" in at.error[0].value and "Fix these fields" in at.error[0].value
     assert "score_result" not in at.session_state
 
     at.text_input(key="ev_event_time").input("2025-01-09 10:00:00")
