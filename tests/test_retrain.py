@@ -30,7 +30,7 @@ from fraudcore.split import SplitPlan
 from fraudcore.store import EventKeys, Store
 from fraudcore.training import TrainRequest, train
 
-ROWS = 10_000
+ROWS = 8_000
 LEAKS = ["is_fraud", "fraud_scenario"]
 
 
