@@ -80,6 +80,8 @@ def test_score_paths_through_the_app(trained, scorer, isolated_paths):
         wrong_type = http.post(url, data=json.dumps(first), headers={"Content-Type": "text/plain"}, timeout=10)
         no_type = http.post(url, data=json.dumps(first).encode(), timeout=10)
         too_big = http.post(url, data=b" " * (MAX_BODY_BYTES + 1), headers=JSON, timeout=10)
+        far_too_big = http.post(url, data=b" " * (8 * MAX_BODY_BYTES), headers=JSON, timeout=30)
+        at_limit = http.post(url, data=b" " * MAX_BODY_BYTES, headers=JSON, timeout=10)
         streamed = http.post(url, data=(b" " * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 1)), headers=JSON,
                              timeout=10)
         too_many = http.post(url, json=[first] * (MAX_EVENTS + 1), timeout=10)
@@ -115,9 +117,10 @@ def test_score_paths_through_the_app(trained, scorer, isolated_paths):
     for response in (wrong_type, no_type):
         assert response.status_code == 415 and "application/json" in response.json()["message"]
     assert "text/plain" in wrong_type.json()["message"]
-    for response in (too_big, streamed):
+    for response in (too_big, far_too_big, streamed):  # answered on the connection, not reset
         assert response.status_code == 413, response.text
         assert f"{MAX_BODY_BYTES:,} bytes" in response.json()["message"]
+    assert at_limit.status_code == 422 and "empty" in at_limit.json()["message"]  # the limit itself is allowed
     assert too_many.status_code == 413 and str(MAX_EVENTS) in too_many.json()["message"]
 
     assert broken.status_code == 422
@@ -148,6 +151,7 @@ def test_key_and_champion_paths(trained, isolated_paths, monkeypatch):
     with running_app() as (base, _), requests.Session() as http:
         url = base + "/api/score"
         anonymous = http.post(url, json=event, timeout=10)
+        anonymous_big = http.post(url, data=b" " * (4 * MAX_BODY_BYTES), headers=JSON, timeout=30)
         wrong = http.post(url, json=event, headers={"X-API-Key": "guess"}, timeout=10)
         wrong_bearer = http.post(url, json=event, headers={"Authorization": "Bearer guess"}, timeout=10)
         no_champion = http.post(url, json=event, headers={"X-API-Key": "s3cret-key"}, timeout=30)
@@ -159,7 +163,7 @@ def test_key_and_champion_paths(trained, isolated_paths, monkeypatch):
                            headers={"Authorization": "Bearer s3cret-key"}, timeout=30)
         champion_anonymous = http.get(base + "/api/models/champion", timeout=10)
 
-    for response in (anonymous, wrong, wrong_bearer, champion_anonymous):
+    for response in (anonymous, anonymous_big, wrong, wrong_bearer, champion_anonymous):
         assert response.status_code == 401, response.text
         assert "X-API-Key" in response.json()["message"] and "Bearer" in response.headers["WWW-Authenticate"]
     assert "needs a key" in anonymous.json()["message"] and "not the configured one" in wrong.json()["message"]
