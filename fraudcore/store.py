@@ -60,6 +60,7 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 CASE_TIERS = ("medium", "high")
+_FEW_ROWS = 16  # up to this many rows an insert binds values instead of scanning a registered frame
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _BUSY_HINT = ("stop the app (it owns the store) or point FRAUDCORE_DB elsewhere; "
@@ -150,9 +151,8 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 if len(fresh):
-                    con.register("batch_ids", fresh[["event_id"]])
-                    known = con.execute("SELECT event_id FROM batch_ids SEMI JOIN events USING (event_id)").df()
-                    con.unregister("batch_ids")
+                    known = con.execute("SELECT event_id FROM events WHERE event_id = ANY(?)",
+                                        [fresh["event_id"].tolist()]).df()
                     if len(known):
                         fresh = fresh[_not_in(fresh["event_id"], known["event_id"])]
                 stored = len(fresh)
@@ -328,6 +328,12 @@ class Store:
 
     def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: str) -> None:
         if not len(frame):
+            return
+        if len(frame) <= _FEW_ROWS:  # bound values: scanning a registered frame costs milliseconds per statement
+            picked = frame[[c.strip() for c in columns.split(",")]]
+            rows = picked.astype(object).where(picked.notna(), None).to_numpy().tolist()
+            marks = ", ".join(["(" + ", ".join("?" * len(picked.columns)) + ")"] * len(rows))
+            con.execute(f"INSERT INTO {table} ({columns}) VALUES {marks}", [v for row in rows for v in row])
             return
         con.register("incoming", frame)
         try:

@@ -243,3 +243,29 @@ def test_foreign_writes_and_new_labels_are_seen(isolated_paths):
     expected = build_features_frame(relabelled, config).set_index("tx")[feature_names(config)]
     _assert_features_equal(got, expected.loc[got.index])
     assert expected.loc[got.index, "card__risk_30d"].max() > 0  # the new labels matter to these events
+
+
+def test_the_shadow_challenger_scores_new_events_in_the_same_transaction(workbench, trained, tmp_path):
+    from fraudcore.shadow import set_shadow
+    from fraudcore.training import TrainRequest, train
+
+    artifacts = workbench.paths.artifacts
+    train(trained.parquet, TrainRequest(model_id="challenger", features="handbook", search_minutes=0), root=artifacts)
+    set_shadow("challenger", who="test", why="compare", root=artifacts)
+    part = trained.frame.iloc[3000:3600]
+    result = ingest(workbench, _records(part), source="feed")
+    assert result.shadow_model_id == "challenger" and result.shadow_error is None and result.stored == 600
+    store = workbench.store()
+    rows = store.query("SELECT event_id, model_id, shadow, features FROM scores ORDER BY event_id, shadow")
+    shadow = rows[rows["shadow"]]
+    assert len(shadow) == 600 and set(shadow["model_id"]) == {"challenger"}
+    assert set(rows[~rows["shadow"]]["model_id"]) == {"score-xgb"}
+    cases = store.query("SELECT event_id FROM cases")["event_id"]
+    assert set(cases) == {str(s.event_id) for s in result.scored if s.tier in ("medium", "high")}
+    challenger = workbench.scorer("challenger")
+    names = feature_names(challenger.feature_config)
+    live = pd.DataFrame([json.loads(f) for f in shadow["features"]], index=shadow["event_id"].astype("int64"))
+    batch = build_features_frame(part.drop(columns=LEAK), challenger.feature_config).set_index("event_id")
+    _assert_features_equal(live.loc[batch.index, names].astype(float), batch[names])  # its own features
+    again = ingest(workbench, _records(part), source="feed")
+    assert again.stored == 0 and len(store.query("SELECT * FROM scores WHERE shadow")) == 600
