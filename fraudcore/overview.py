@@ -62,26 +62,31 @@ def champion_summary(workbench: Any) -> ChampionSummary | None:
 
 @dataclass(frozen=True)
 class FeedLag:
-    """Where the live feed's poller stands: running or not, how far behind the feed it is, or its status error."""
+    """Where the live feed's poller stands: running or not, how far behind the feed it is (events the feed could
+    send now, or seconds), its last error, or the error reading its status."""
 
     running: bool | None = None
+    lag_events: int | None = None
     lag_seconds: float | None = None
+    last_error: str | None = None
     error: str | None = None
 
     @property
     def text(self) -> str:
-        """'2.4 s behind', 'up to date', 'stopped', or the status error."""
+        """'1,200 events behind', '2.4 s behind', 'up to date', 'stopped', or the status error."""
         if self.error:
             return f"status unavailable: {self.error}"
         if self.running is False:
-            return "stopped"
-        if self.lag_seconds is None:
-            return "running (lag not known yet)"
-        return "up to date" if self.lag_seconds < 1 else f"{_duration(self.lag_seconds)} behind"
+            return "stopped" + (f" ({self.last_error[:120]})" if self.last_error else "")
+        if self.lag_events is not None:
+            return "up to date" if self.lag_events == 0 else f"{self.lag_events:,} events behind"
+        if self.lag_seconds is not None:
+            return "up to date" if self.lag_seconds < 1 else f"{_duration(self.lag_seconds)} behind"
+        return "running (lag not known yet)"
 
 
 def feed_lag(workbench: Any) -> FeedLag | None:
-    """The poller's lag when a poller service runs in this process (its ``status()``), else None."""
+    """The poller's lag when a poller service runs in this process (read from its ``status()``), else None."""
     poller = workbench.services.get("poller")
     status_of = getattr(poller, "status", None)
     if poller is None or not callable(status_of):
@@ -93,10 +98,13 @@ def feed_lag(workbench: Any) -> FeedLag | None:
     if dataclasses.is_dataclass(status) and not isinstance(status, type):
         status = dataclasses.asdict(status)
     if not isinstance(status, Mapping):
-        status = {k: getattr(status, k) for k in ("running", "lag_seconds", "lag_s", "lag") if hasattr(status, k)}
-    lag = next((status[k] for k in ("lag_seconds", "lag_s", "lag") if status.get(k) is not None), None)
+        return FeedLag(error=f"status() gave a {type(status).__name__}, not a mapping")
+    lag = status.get("lag_events", status.get("lag"))
+    seconds = status.get("lag_seconds", lag if hasattr(lag, "total_seconds") else None)
     running = status.get("running")
-    return FeedLag(running=None if running is None else bool(running), lag_seconds=_number(lag))
+    return FeedLag(running=None if running is None else bool(running),
+                   lag_events=int(lag) if isinstance(lag, int) and not isinstance(lag, bool) else None,
+                   lag_seconds=_number(seconds), last_error=status.get("last_error") or None)
 
 
 def _number(value: Any) -> float | None:

@@ -61,13 +61,17 @@ class Poller:
 
 
 @pytest.mark.parametrize(("status", "expected", "text"), [
-    ({"running": True, "lag_seconds": 3.25}, FeedLag(True, 3.25), "3.2 s behind"),
-    ({"running": True, "lag_s": 600}, FeedLag(True, 600.0), "10 min behind"),
-    ({"running": True, "lag": timedelta(hours=3)}, FeedLag(True, 10_800.0), "3.0 h behind"),
-    (Status(running=True, lag_seconds=0.3), FeedLag(True, 0.3), "up to date"),
-    ({"running": True}, FeedLag(True, None), "running (lag not known yet)"),
-    ({"running": False, "lag_seconds": 8.0}, FeedLag(False, 8.0), "stopped"),
+    ({"running": True, "lag": 1200, "last_error": None}, FeedLag(True, lag_events=1200), "1,200 events behind"),
+    ({"running": True, "lag": 0}, FeedLag(True, lag_events=0), "up to date"),
+    ({"running": True, "lag": None}, FeedLag(True), "running (lag not known yet)"),
+    ({"running": True, "lag_seconds": 3.25}, FeedLag(True, lag_seconds=3.25), "3.2 s behind"),
+    ({"running": True, "lag": timedelta(hours=3)}, FeedLag(True, lag_seconds=10_800.0), "3.0 h behind"),
+    (Status(running=True, lag_seconds=600), FeedLag(True, lag_seconds=600.0), "10 min behind"),
+    ({"running": False, "lag": 5, "last_error": "FeedRejected: 400"},
+     FeedLag(False, lag_events=5, last_error="FeedRejected: 400"), "stopped (FeedRejected: 400)"),
     (ValueError("no cursor"), FeedLag(error="ValueError: no cursor"), "status unavailable: ValueError: no cursor"),
+    ("fine", FeedLag(error="status() gave a str, not a mapping"), "status unavailable: status() gave a str, not a "
+                                                                  "mapping"),
 ])
 def test_feed_lag_reads_the_pollers_status(status, expected, text):
     workbench = Workbench(get_paths())
