@@ -37,7 +37,7 @@ T0 = datetime(2024, 3, 1)
 
 @pytest.fixture
 def store(tmp_path):
-    """Five events of customer 1 / terminal T1 (the last three open cases), and one of customer 2."""
+    """Six events at terminal T1: five of customer 1 (e3–e5 open cases) and one of customer 2 (e6, a case)."""
     with Store.open(tmp_path / "view.duckdb", keys=EventKeys(entities=("customer_id", "terminal_id"))) as opened:
         rows = [("e1", 0, 10.0, 1, "low", 0.01), ("e2", 1, 20.0, 1, "low", 0.02), ("e3", 2, 30.0, 1, "medium", 0.3),
                 ("e4", 3, 40.0, 1, "high", 0.8), ("e5", 4, 50.0, 1, "high", 0.9), ("e6", 5, 60.0, 2, "medium", 0.4)]
