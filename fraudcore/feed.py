@@ -9,16 +9,19 @@ records (chosen per event, so a re-served record is the same payload), duplicate
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 import signal
+import socket
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -261,11 +264,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _FeedServer(ThreadingHTTPServer):
+    """The threading server, remembering open connections so that stopping it drops keep-alive clients too."""
+
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], source: FeedSource) -> None:
-        self.source = source
+        self.source, self.connections = source, set()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close every open client connection (a stopped feed answers nobody)."""
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -295,6 +314,7 @@ class FeedHandle:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.drop_connections()
 
     def restart(self, down_s: float = 0.0) -> None:
         """Stop, stay down ``down_s`` seconds, and serve the same source on the same port again."""
