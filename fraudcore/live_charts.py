@@ -19,7 +19,7 @@ def tier_minutes_chart(counts: pd.DataFrame, alerts_only: bool = False) -> alt.C
     data = data.assign(order=data["tier"].map(order).fillna(len(TIERS)))
     title = "Alerts per minute" if alerts_only else "Scored events per minute"
     return alt.Chart(data, title=title).mark_bar().encode(
-        x=alt.X("minute:T", title="Minute (UTC)", scale=alt.Scale(type="utc"),
+        x=alt.X("minute:T", timeUnit="utcyearmonthdatehoursminutes", title="Minute (UTC)",
                 axis=alt.Axis(format="%H:%M", labelAngle=0)),
         y=alt.Y("events:Q", title="Events", stack="zero"),
         color=alt.Color("tier:N", scale=TIER_COLOURS, title="Tier", sort=list(TIERS)),

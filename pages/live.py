@@ -42,9 +42,12 @@ def live_status(window: int, alerts_only: bool) -> None:
         st.info("The poller is not running. Pick a feed above and press **Start**.")
     else:
         state = ":green-badge[Running]" if status.running else ":gray-badge[Stopped]"
-        st.markdown(f"{state} · feed `{poller['feed'] or '…'}` at {poller['url']} · cursor `{poller['cursor']}`")
+        feed = f"`{poller['feed']}`" if poller["feed"] else "(not reached yet)"
+        cursor = f"`{poller['cursor']}`" if poller["cursor"] else "none yet"
+        st.markdown(f"{state} · feed {feed} at {poller['url']} · cursor {cursor}")
         rate, lag, stored, quarantined, errors, duplicates = st.columns(6)
-        rate.metric("Events/s", f"{poller['events_per_s']:,.1f}", help="Records read per second, last 10 s")
+        rate.metric("Events/s", f"{poller['events_per_s'] if status.running else 0:,.1f}",
+                    help="Records read per second over the last 10 s")
         lag.metric("Lag", "—" if poller["lag"] is None else f"{poller['lag']:,}",
                    help="Events the feed could send right now (— : an endless, unpaced feed does not say)")
         stored.metric("Stored", f"{poller['stored']:,}", help="New events scored and stored by this run")
@@ -148,14 +151,19 @@ if start:
             options = live_view.feed_options(rate, error_rate, malformed, total)
         with st.spinner("Starting the feed and the poller…"):
             live_view.start_live(workbench, url or None, options)
-        st.success("Polling started.")
+        st.session_state["live_flash"] = ("success", "Polling started.")
     except (FraudcoreError, ValueError) as exc:
-        st.error(f"Could not start: {exc}")
+        st.session_state["live_flash"] = ("error", f"Could not start: {exc}")
+    st.rerun()  # the buttons, the feed's address and the sidebar show the new state
 if stop:
     with st.spinner("Stopping…"):
         stopped = live_view.stop_live(workbench)
-    st.success("Stopped. Start again to resume from the stored cursor: nothing is lost or stored twice." if stopped
-               else "Nothing was running.")
+    st.session_state["live_flash"] = ("success", "Stopped. Start again to resume from the stored cursor: nothing "
+                                                 "is lost or stored twice." if stopped else "Nothing was running.")
+    st.rerun()
+flash = st.session_state.pop("live_flash", None)
+if flash:
+    (st.error if flash[0] == "error" else st.success)(flash[1])
 
 st.subheader("Status")
 window_col, alerts_col = st.columns([3, 1], vertical_alignment="bottom")

@@ -127,7 +127,7 @@ def test_tier_chart_stacks_tiers_in_their_colours_and_can_show_alerts_only(store
     spec = tier_minutes_chart(counts).to_dict()
     assert spec["title"] == "Scored events per minute"
     assert spec["encoding"]["color"]["scale"]["domain"] == ["high", "medium", "low"]
-    assert spec["encoding"]["x"]["scale"]["type"] == "utc"
+    assert spec["encoding"]["x"]["timeUnit"] == "utcyearmonthdatehoursminutes"  # one band per minute, in UTC
     alerts = tier_minutes_chart(counts, alerts_only=True).to_dict()
     data = alerts["datasets"][alerts["data"]["name"]]
     assert alerts["title"] == "Alerts per minute" and {row["tier"] for row in data} == {"high", "medium"}
