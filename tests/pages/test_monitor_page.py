@@ -203,6 +203,9 @@ def test_retrain_compare_shadow_and_promote(trained, champion, store, inputs):
     figures = metrics(at)
     assert figures["Events scored by both"] == "500"
     assert table(at, "only_this_model")["model_id"].tolist() == ["score-xgb", report.challenger_id]
+    at.button(key="mon_shadow_clear").click().run()
+    assert any(f"Stopped shadow scoring with `{report.challenger_id}`" in s.value for s in at.success)
+    assert any("No challenger scores the feed in shadow" in i.value for i in at.info)
 
     if not report.better:  # promoting a challenger that did not win needs the analyst to say so
         assert at.button(key="mon_promote").disabled

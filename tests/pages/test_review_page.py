@@ -76,6 +76,14 @@ def open_case(at: AppTest, case_id: int) -> AppTest:
     return at.selectbox(key="rq_case").set_value(case_id).run()
 
 
+def test_an_empty_queue_says_where_cases_come_from():
+    at = page().run()
+    assert not at.exception
+    assert "No cases match these filters" in at.info[0].value and "Live page" in at.info[0].value
+    assert at.selectbox(key="rq_case").options == []
+    runtime.shutdown()
+
+
 def test_queue_is_sorted_counted_and_paged(store):
     n_cases = int(store.query("SELECT count(*) AS n FROM cases")["n"].iloc[0])
     by_tier = store.query("SELECT tier, count(*) AS n FROM cases GROUP BY 1").set_index("tier")["n"].to_dict()
@@ -196,3 +204,30 @@ def test_drill_down_shows_reasons_waterfall_history_and_similar_cases(store, liv
                for m in at.markdown)
     similar = next(d.value for d in at.dataframe if "decision" in d.value.columns)
     assert len(similar) == 6 and (similar["decision"] == "confirmed fraud").sum() == 4
+
+
+def test_inside_the_app_the_sidebar_name_is_used(store, monkeypatch):
+    """Through the router with the shared sidebar (its 'analyst' input), on the review page and then the monitor."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test as app_test_module
+
+    class RouterPagesManager(PagesManager):  # the app's lifespan declares the st.navigation router; AppTest does not
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
+    monkeypatch.setenv("FRAUDCORE_FIRST_RUN", "off")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    assert at.text_input(key="review_analyst") is not None  # no name yet: the page asks for it
+    at.sidebar.text_input(key="analyst").input("eve").run()
+    assert not at.exception and not [t for t in at.text_input if t.key == "review_analyst"]
+    open_case(at, int(queue_table(at)["case_id"].iloc[0]))
+    at.button(key="rq_claim").click().run()
+    assert not at.exception
+    assert any("open, held by eve" in m.value for m in at.markdown)
+    at.switch_page("pages/monitor.py").run()
+    assert not at.exception
+    assert any(t.label == "Drift" for t in at.tabs) and any("psi" in d.value.columns for d in at.dataframe)
