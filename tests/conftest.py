@@ -31,6 +31,10 @@ def isolated_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FRAUDCORE_DATA", str(root / "data"))
     monkeypatch.setenv("FRAUDCORE_ARTIFACTS", str(root / "artifacts"))
     monkeypatch.setenv("FRAUDCORE_DB", str(root / "data" / "workbench.duckdb"))
+    # an app started by a test (AppTest or a real server, which inherits the environment) must not train a champion
+    # on 250k demo rows behind the test's back; tests of the first run switch it on with a small dataset
+    monkeypatch.setenv("FRAUDCORE_FIRST_RUN", "off")
+    monkeypatch.setenv("FRAUDCORE_DEMO_ROWS", "8000")
     return root
 
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import running_app
+from tests.conftest import REPO, running_app
 
 
 @pytest.fixture
@@ -50,3 +50,16 @@ def test_pages_are_served_and_bound_to_loopback(server):
     if not os.path.exists("/proc/net/tcp"):
         pytest.skip("no /proc/net/tcp on this platform to read listening sockets from")
     assert addresses == {"0100007F"}, f"server listens on {addresses}, expected only 127.0.0.1"
+
+
+def test_app_turns_nagle_off_for_accepted_sockets():
+    """Streamlit's listening socket has proto 0, which asyncio's own TCP_NODELAY check skips (a 40 ms stall per
+    kept-alive response); loading app.py widens the check to every TCP socket."""
+    import asyncio.base_events
+    import runpy
+    import socket
+
+    runpy.run_path(str(REPO / "app.py"), run_name="app_module_only")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # proto 0, like Streamlit's
+        asyncio.base_events._set_nodelay(sock)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

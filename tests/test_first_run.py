@@ -18,6 +18,7 @@ from fraudcore.runtime import Workbench
 @pytest.fixture(autouse=True)
 def small_demo(monkeypatch):
     monkeypatch.setenv(first_run.ENV_DEMO_ROWS, "8000")
+    monkeypatch.delenv(first_run.ENV_FIRST_RUN)  # the suite switches automatic first runs off; these tests need them
 
 
 @pytest.mark.parametrize(("value", "rows"), [("", DEMO_ROWS), ("8000", 8000), ("20_000", 20_000), ("1,500", 1500)])

@@ -33,6 +33,7 @@ class RouterPagesManager(PagesManager):
 def small_first_run(monkeypatch):
     monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
     monkeypatch.setenv(first_run.ENV_DEMO_ROWS, "8000")
+    monkeypatch.delenv(first_run.ENV_FIRST_RUN)  # the suite switches automatic first runs off; these tests need them
     yield
     job = runtime.current().jobs.latest(first_run.KEY)
     assert job is None or job.wait(120), "a first-run job was still running after the test"
