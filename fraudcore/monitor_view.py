@@ -19,7 +19,7 @@ from fraudcore.store import Store
 
 __all__ = ["DRIFT_COLUMNS", "LiveStatus", "cut_grid", "drift_levels", "drift_table", "live_status", "maturity_chart",
            "moves_table", "precision_metrics", "promote_anyway", "replay_deltas", "replay_table",
-           "retrain_history_table", "retrain_table", "shadow_candidates"]
+           "retrain_history_table", "retrain_table", "score_shift", "shadow_candidates"]
 
 DRIFT_COLUMNS = ["rank", "feature", "alert_share", "alert_influence", "psi", "level", "ks", "ks_pvalue", "ref_mean",
                  "live_mean", "ref_missing", "live_missing", "n_live"]
@@ -46,6 +46,13 @@ def live_status(store: Store, model_id: str) -> LiveStatus:
     if not events:
         return LiveStatus(0)
     return LiveStatus(events, pd.Timestamp(row["first"]).to_pydatetime(), pd.Timestamp(row["last"]).to_pydatetime())
+
+
+def score_shift(store: Store, model_id: str, since: datetime, until: datetime) -> dict[str, Any]:
+    """The score's drift row (``monitor.score_drift``) as a dict: psi, level, ks, means, live count."""
+    from fraudcore.monitor import score_drift
+
+    return score_drift(store, model_id, since, until).iloc[0].to_dict()
 
 
 def cut_grid(current: Sequence[float]) -> list[float]:

@@ -31,7 +31,7 @@ def shares(key: tuple, model_id: str, feature: str | None, since: datetime, unti
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
 def score_shift(key: tuple, model_id: str, since: datetime, until: datetime, _store):
-    return monitor.score_drift(_store, model_id, since, until).iloc[0].to_dict()
+    return monitor_view.score_shift(_store, model_id, since, until)
 
 
 @st.cache_data(ttl=300, max_entries=8, show_spinner=False)

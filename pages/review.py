@@ -109,7 +109,8 @@ rows = queue(store, filters, limit=PAGE_SIZE, offset=first)
 listing.caption(f"{total:,} cases · showing {first + 1 if total else 0:,}–{first + len(rows):,} · "
                 "ordered by tier, then risk × amount, then age (oldest first)")
 table = review_view.queue_table(rows, store.keys.entities)
-st.session_state["rq_page_ids"] = [int(c) for c in table["case_id"]]
+labels = review_view.case_labels(rows)  # case id -> picker label, in queue order
+st.session_state["rq_page_ids"] = list(labels)
 if table.empty:
     listing.info("No cases match these filters. Cases open when the live feed scores events in the medium or high "
                  "tier (start the feed on the Live page).")
@@ -124,7 +125,6 @@ else:
                           "event_time": st.column_config.DatetimeColumn("event time", format="YYYY-MM-DD HH:mm"),
                           "assignee": "held by"})
 
-labels = review_view.case_labels(rows)
 current = st.session_state.get("rq_case")
 options = list(labels) + ([current] if current is not None and current not in labels else [])
 case_id = st.selectbox("Open a case", options, key="rq_case", index=None, placeholder="Pick a case (or click a row)",
