@@ -272,6 +272,7 @@ class Scorer:
             event = {**event, **{e: _like_kind(dtypes[e], full.entities[e][rows[0]], event[e]) for e in self.entities}}
             part = HistoryArrays(full.times[rows], full.ids[rows], full.amounts[rows], full.labels[rows],
                                  {e: column[rows] for e, column in full.entities.items()})
+            event = {**event, cfg.event_id: _comparable_id(event.get(cfg.event_id), part.ids)}
         if _missing(event.get(cfg.event_id)):  # no id: the event comes after every history row at its time
             part = HistoryArrays(part.times, np.zeros(len(rows), dtype=np.int64), part.amounts, part.labels,
                                  part.entities)
@@ -435,6 +436,16 @@ def _like_kind(dtype: Any, first: Any, value: Any) -> Any:
     if isinstance(value, int) and dtype == np.dtype(object) and isinstance(first, str):
         return str(value)
     return value
+
+
+def _comparable_id(value: Any, ids: np.ndarray) -> Any:
+    """The event id in the history ids' kind ("123" against integer ids is 123); None when the two cannot be ordered
+    (text against integers), which places the event after every same-time history row, as a missing id does."""
+    if _missing(value) or not len(ids):
+        return value
+    value = _like_kind(ids.dtype, ids[0], value)
+    numeric_ids = np.issubdtype(ids.dtype, np.number)
+    return value if isinstance(value, str) != numeric_ids else None
 
 
 def _role(spec: Any, column: str) -> str:

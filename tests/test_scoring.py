@@ -173,3 +173,12 @@ def test_in_memory_fast_paths_equal_the_general_paths(scorer, trained):
     assert scorer.reasons(fast, 3) == general
     assert [r["text"] for row in scorer.reasons(fast, 5) for r in row] == \
         [r.text for row in top_reasons(explain(scorer.model, slow), 5, scorer.feature_config) for r in row]
+
+
+def test_ids_sent_as_text_score_like_the_numbers_they_spell(trained, scorer):
+    history = scorer.frame_history(trained.frame)
+    event = raw_event(trained, 5000)
+    as_text = {**event, "event_id": str(event["event_id"]), "customer_id": str(event["customer_id"])}
+    assert scorer.score_event(as_text, history).score == scorer.score_event(event, history).score
+    odd = {**event, "event_id": "web-5000"}  # cannot be ordered against integer ids: placed after same-time rows
+    assert 0.0 <= scorer.score_event(odd, history).score <= 1.0
