@@ -81,11 +81,11 @@ if not analyst:
 # ---- the queue ----------------------------------------------------------------------------------------------------
 status_col, holder_col, entity_col, value_col = st.columns([2, 2, 2, 2])
 statuses = STATUSES[status_col.selectbox("Status", list(STATUSES), key="rq_status")]
-holder = holder_col.selectbox("Held by", HOLDERS, key="rq_holder")
+holder = holder_col.selectbox("Held by", HOLDERS if analyst else HOLDERS[:2], key="rq_holder")
 entity = entity_col.selectbox("Entity", [ANY_ENTITY, *store.keys.entities], key="rq_entity")
 value = value_col.text_input("Entity value", key="rq_entity_value",
                              disabled=entity == ANY_ENTITY, placeholder="e.g. 1156")
-assignee = {"Anyone": None, "Unassigned": UNASSIGNED, "Me": analyst or UNASSIGNED}[holder]
+assignee = {"Anyone": None, "Unassigned": UNASSIGNED, "Me": analyst}[holder]
 entities = {entity: value.strip()} if entity != ANY_ENTITY and value.strip() else {}
 try:
     counts = {t: queue_count(store, QueueFilter(tiers=[t], statuses=statuses, assignee=assignee, entities=entities))

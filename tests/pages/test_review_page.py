@@ -143,6 +143,8 @@ def test_claim_and_decide_a_case_then_see_the_audit_trail(store):
 
     at.selectbox(key="rq_status").set_value("Closed").run()
     assert queue_table(at)["case_id"].tolist() == [case_id]
+    at.selectbox(key="rq_holder").set_value("Me").run()  # ana's cases: the one she decided
+    assert queue_table(at)["case_id"].tolist() == [case_id]
     assert at.text_area(key="rq_reopen_note") is not None  # a closed case offers reopening instead
 
 
@@ -167,6 +169,7 @@ def test_refused_actions_are_errors_and_the_page_stays_up(store):
 
 def test_an_analyst_name_is_asked_before_any_action(store):
     at = page(analyst=None).run()
+    assert at.selectbox(key="rq_holder").options == ["Anyone", "Unassigned"]  # no "Me" without a name
     open_case(at, int(queue_table(at)["case_id"].iloc[0]))
     assert not at.exception
     assert not [b for b in at.button if b.key == "rq_claim"]
