@@ -3,7 +3,6 @@
 import os
 import socket
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -11,8 +10,6 @@ from streamlit.runtime.pages_manager import PagesManager
 from fraudcore import runtime
 from fraudcore.api import api_routes
 from fraudcore.config import get_paths
-
-HERE = Path(__file__).resolve().parent
 
 
 def configured_api_key() -> str | None:
@@ -82,11 +79,10 @@ PAGES = {
 if __name__ == "__main__":
     st.set_page_config(page_title="Fraud Workbench", page_icon=":material/shield:", layout="wide")
     sections = {
-        section: [st.Page(file, title=title, icon=icon, default=file == "pages/home.py")
-                  for file, title, icon in pages if (HERE / file).is_file()]
+        section: [st.Page(file, title=title, icon=icon, default=file == "pages/home.py") for file, title, icon in pages]
         for section, pages in PAGES.items()
     }
-    navigation = st.navigation({s: p for s, p in sections.items() if p})
+    navigation = st.navigation(sections)
     from pages.sidebar import render_sidebar
 
     render_sidebar()
