@@ -7,8 +7,6 @@ import shutil
 
 import pandas as pd
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from fraudcore import first_run, runtime
@@ -20,18 +18,9 @@ from tests.conftest import REPO
 APP = str(REPO / "app.py")
 
 
-class RouterPagesManager(PagesManager):
-    """AppTest resets Streamlit's pages/ folder detection before every run, so a rerun of app.py would run the page
-    alone (legacy pages/ mode); the app's lifespan declares the st.navigation router, so do the same here."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
 
 @pytest.fixture(autouse=True)
 def small_first_run(monkeypatch):
-    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
     monkeypatch.setenv(first_run.ENV_DEMO_ROWS, "8000")
     monkeypatch.delenv(first_run.ENV_FIRST_RUN)  # the suite switches automatic first runs off; these tests need them
     yield

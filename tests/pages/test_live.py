@@ -12,11 +12,9 @@ import time
 import pandas as pd
 import pyarrow as pa
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from fraudcore import first_run, runtime
+from fraudcore import runtime
 from fraudcore.config import get_paths
 from fraudcore.registry import promote
 from fraudcore.simulate import world_for_rows, write_parquet
@@ -25,19 +23,9 @@ from tests.conftest import REPO, free_port
 APP = str(REPO / "app.py")
 
 
-class RouterPagesManager(PagesManager):
-    """AppTest resets Streamlit's pages/ folder detection before every run; declare the st.navigation router as the
-    app's lifespan does, so reruns keep the router (and st.page_link finds the other pages)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
 
 @pytest.fixture(autouse=True)
-def router(monkeypatch):
-    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
-    monkeypatch.setenv(first_run.ENV_FIRST_RUN, "off")
+def released_workbench():
     yield
     runtime.shutdown()  # stops the poller and the feed, releases the DuckDB file
 

@@ -211,16 +211,6 @@ def test_drill_down_shows_reasons_waterfall_history_and_similar_cases(store, liv
 
 def test_inside_the_app_the_sidebar_name_is_used(store, monkeypatch):
     """Through the router with the shared sidebar (its 'analyst' input), on the review page and then the monitor."""
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test as app_test_module
-
-    class RouterPagesManager(PagesManager):  # the app's lifespan declares the st.navigation router; AppTest does not
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
-    monkeypatch.setenv("FRAUDCORE_FIRST_RUN", "off")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     at.switch_page("pages/review.py").run()
     assert not at.exception

@@ -7,11 +7,9 @@ import shutil
 import threading
 
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from fraudcore import first_run, runtime
+from fraudcore import runtime
 from fraudcore.config import get_paths
 from fraudcore.feed import FeedOptions, start_feed
 from fraudcore.poller import start_poller
@@ -21,20 +19,6 @@ from tests.conftest import REPO
 
 APP = str(REPO / "app.py")
 
-
-class RouterPagesManager(PagesManager):
-    """AppTest resets Streamlit's pages/ folder detection before every run, so a rerun of app.py would run the page
-    alone (legacy pages/ mode); the app's lifespan declares the st.navigation router, so do the same here."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture(autouse=True)
-def router(monkeypatch):
-    monkeypatch.setattr(app_test_module, "PagesManager", RouterPagesManager)
-    monkeypatch.setenv(first_run.ENV_FIRST_RUN, "off")  # these tests set the workbench up themselves
 
 
 @pytest.fixture
