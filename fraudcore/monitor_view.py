@@ -14,7 +14,6 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from fraudcore.errors import FraudcoreError
 from fraudcore.store import Store
 
 __all__ = ["DRIFT_COLUMNS", "LiveStatus", "cut_grid", "drift_levels", "drift_table", "live_status", "maturity_chart",
@@ -153,16 +152,10 @@ def retrain_history_table(reports: Sequence[Any]) -> pd.DataFrame:
 
 
 def promote_anyway(report: Any, who: str, root: Path | str | None = None) -> Any:
-    """Promote a retrained challenger that did not beat the champion (an analyst's explicit choice), logging why
-    in champion.json; refused when the champion changed since the comparison."""
-    from fraudcore.registry import champion_id, promote
+    """Promote a retrained challenger that did not beat the champion (an analyst's explicit choice, logged)."""
+    from fraudcore.retrain import promote_challenger
 
-    if champion_id(root) != report.champion_id:
-        raise FraudcoreError(f"the champion changed since the comparison (now {champion_id(root)!r}, compared with "
-                             f"{report.champion_id!r}); retrain again")
-    promote(report.challenger_id, root=root, who=who,
-            why=f"retrain from labels, promoted although not better: {'; '.join(report.reasons)}")
-    return report.model_copy(update={"promoted": True})
+    return promote_challenger(report, who, root, force=True)
 
 
 def moves_table(moves: pd.DataFrame) -> pd.DataFrame:

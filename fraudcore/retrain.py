@@ -33,8 +33,8 @@ from fraudcore.split import SplitPlan, make_split
 from fraudcore.store import Store
 from fraudcore.training import TrainRequest, train
 
-__all__ = ["RetrainReport", "WindowMetrics", "build_training_set", "promote_if_better", "request_like", "retrain",
-           "retrain_history", "training_frame"]
+__all__ = ["RetrainReport", "WindowMetrics", "build_training_set", "promote_challenger", "promote_if_better",
+           "request_like", "retrain", "retrain_history", "training_frame"]
 
 Unlabelled = Literal["drop", "legit"]
 Progress = Callable[[float, str], None]
@@ -269,14 +269,29 @@ def retrain(store: Store, *, who: str = "cli", include_original: str | Path | No
 
 def promote_if_better(result: RetrainReport, who: str, root: Path | str | None = None) -> RetrainReport:
     """Promote the challenger (logged in champion.json: who, why, previous) when the report says it is better."""
-    if not result.better:
-        return result
+    return promote_challenger(result, who, root) if result.better else result
+
+
+def promote_challenger(result: RetrainReport, who: str, root: Path | str | None = None,
+                       force: bool = False) -> RetrainReport:
+    """Promote the report's challenger (``force``: although it did not beat the champion, an analyst's explicit
+    choice, said so in the log); refused when the champion changed since the comparison. The saved report is
+    rewritten with promoted = true so the retrain history shows it."""
     if champion_id(root) != result.champion_id:
         raise FraudcoreError(f"the champion changed since the comparison (now {champion_id(root)!r}, compared with "
                              f"{result.champion_id!r}); retrain again")
-    why = f"retrain from labels: {'; '.join(result.reasons)}"
-    promote(result.challenger_id, root=root, who=who, why=why)
-    return result.model_copy(update={"promoted": True})
+    if not result.better and not force:
+        raise FraudcoreError(f"{result.challenger_id} did not beat {result.champion_id}; promote it explicitly "
+                             "(force) if you still want it as the champion")
+    how = "retrain from labels" if result.better else "retrain from labels, promoted although not better"
+    promote(result.challenger_id, root=root, who=who, why=f"{how}: {'; '.join(result.reasons)}")
+    promoted = result.model_copy(update={"promoted": True})
+    saved = Path(result.training_data).with_suffix(".report.json")
+    if saved.is_file():
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(promoted.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(saved)
+    return promoted
 
 
 def retrain_history() -> list[RetrainReport]:

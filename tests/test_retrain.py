@@ -14,10 +14,11 @@ import pytest
 
 from fraudcore import cli
 from fraudcore.config import get_paths
-from fraudcore.errors import DataContractError, ModelArtifactError
+from fraudcore.errors import DataContractError, FraudcoreError, ModelArtifactError
 from fraudcore.registry import champion_id, load_metadata, promote
 from fraudcore.retrain import (
     build_training_set,
+    promote_challenger,
     promote_if_better,
     request_like,
     retrain,
@@ -123,6 +124,7 @@ def test_retrain_beats_a_bad_champion_on_the_same_window_and_promotes(events, ba
     assert record["by"] == "job" and record["previous"] == "bad" and "average precision" in record["why"]
     saved = json.loads((get_paths().data / "retrain" / "chal-1.report.json").read_text())
     assert saved["better"] is True and saved["challenger"]["model_id"] == "chal-1"
+    assert saved["promoted"] is True  # the history shows the promotion, not only this process
 
     # the same data and protocol again, headless: an identical challenger is not better, so nothing is promoted
     assert cli.main(["retrain", "--from-store", "--promote-if-better", "--search-minutes", "0", "--who", "cron",
@@ -134,7 +136,10 @@ def test_retrain_beats_a_bad_champion_on_the_same_window_and_promotes(events, ba
     assert not again["better"] and "not better" in again["reasons"][0]
     assert not again["promoted"] and champion_id() == "chal-1"
     assert again["shadow"] == "chal-2" and get_shadow().model_id == "chal-2"  # it now scores beside the champion
-    assert [r.challenger_id for r in retrain_history()] == ["chal-2", "chal-1"]
+    history = retrain_history()
+    assert [(r.challenger_id, r.promoted) for r in history] == [("chal-2", False), ("chal-1", True)]
+    with pytest.raises(FraudcoreError, match="did not beat"):
+        promote_challenger(history[0], who="ana")  # not better: only an explicit force promotes it
 
 
 def test_no_champion_is_a_clear_error(isolated_paths):
