@@ -58,7 +58,11 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None, minutes: floa
         from fraudcore.cli import progress_line
 
         return bench_api(progress=progress_line("bench api"))
-    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features, score, quality or api")
+    if what == "ingest":
+        from fraudcore.cli import progress_line
+
+        return bench_ingest(progress=progress_line("bench ingest"))
+    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features, score, quality, api or ingest")
 
 
 def quality(search_minutes: float = 1.0, cases: list[str] | None = None,
@@ -272,3 +276,83 @@ def _profile_api(tmp: Path, model_id: str, events: list[dict], top: int = 12) ->
                   reverse=True)[:top]
     return {"total_median": round(statistics.median(totals), 3) if totals else None,
             "cumulative_per_call": {name: round(ct * 1000 / calls, 3) for ct, name in ours}}
+
+
+# ---- live ingestion: local feed -> poller -> features, scores, reasons for alerts, DuckDB ---------------------------
+
+def bench_ingest(events: int = 100_000, train_rows: int = 100_000, batch: int = 1000, rate: float = 500.0,
+                 paced_seconds: float = 20.0, progress: Callable[[float, str], None] | None = None) -> dict:
+    """Sustained ingestion in one process: a default XGBoost trained on ``train_rows`` simulated events (stored as
+    history first); ``events`` pulled from the local feed by the poller as fast as it goes (features, scores, exact
+    reasons for medium/high, one DuckDB transaction per page); then the feed paced at ``rate`` events/s for
+    ``paced_seconds``: latency per event from when the feed offers it to when its transaction has committed."""
+    import threading
+
+    import numpy as np
+
+    from fraudcore import runtime
+    from fraudcore.config import Paths
+    from fraudcore.feed import FeedOptions, parse_cursor, start_feed
+    from fraudcore.poller import Poller
+    from fraudcore.registry import promote
+    from fraudcore.simulate import cursor_after, default_world, generate
+    from fraudcore.training import TrainRequest, train
+
+    report = progress or (lambda fraction, message: None)
+    with tempfile.TemporaryDirectory(prefix="fraudcore-bench-ingest-") as folder:
+        tmp, world = Path(folder), default_world()
+        report(0.0, "generating and training")
+        history = generate(rows=train_rows, world=world)
+        history.to_parquet(tmp / "train.parquet", index=False)
+        meta = train(tmp / "train.parquet", TrainRequest(model_id="bench-ingest", search_minutes=0),
+                     root=tmp / "artifacts")
+        promote(meta.model_id, root=tmp / "artifacts", who="bench", why="ingest benchmark")
+        workbench = runtime.start(Paths(tmp / "data", tmp / "artifacts", tmp / "data" / "workbench.duckdb"))
+        try:
+            scorer = workbench.scorer()
+            store = workbench.store(scorer)
+            for i in range(0, train_rows, 50_000):  # the history the live events continue
+                store.write_batch(history.iloc[i:i + 50_000].drop(columns=["fraud_scenario"]), source="bench")
+            warm = time.perf_counter()
+            workbench.history(scorer).sync(store)
+            warm_s = time.perf_counter() - warm
+            report(0.3, f"ingesting {events:,} events as fast as possible")
+            feed = start_feed(FeedOptions(total=events), world=world, origin=cursor_after(history))
+            marks: list[float] = []
+            poller = Poller(workbench, feed.url, batch=batch)
+            started = time.perf_counter()
+            fast = poller.run(threading.Event(), max_events=events,
+                              progress=lambda s: marks.append(time.perf_counter()))
+            elapsed = (marks[-1] if marks else time.perf_counter()) - started
+            feed.stop()
+            report(0.7, f"paced at {rate:g} events/s for {paced_seconds:g} s")
+            n_paced = int(rate * paced_seconds)
+            paced_feed = start_feed(FeedOptions(rate=rate, total=n_paced), world=world,
+                                    origin=parse_cursor(fast["cursor"]))
+            commits: list[tuple[float, int]] = []
+            paced = Poller(workbench, paced_feed.url, batch=batch)
+            paced.run(threading.Event(), max_events=n_paced,
+                      progress=lambda s: commits.append((time.monotonic(), s["events"])))
+            offered_from = paced_feed.source.started
+            paced_feed.stop()
+        finally:
+            runtime.shutdown()
+    latencies, done = [], 0
+    for moment, upto in commits:  # events [done, upto) committed at ``moment``; event k was offered at (k + 1) / rate
+        latencies += [(moment - offered_from - (k + 1) / rate) * 1000 for k in range(done, upto)]
+        done = upto
+    alerts = sum(n for tier, n in fast["by_tier"].items() if tier in ("medium", "high"))
+    throughput = fast["events"] / elapsed if elapsed > 0 else 0.0
+    result = {
+        "model": f"default XGBoost trained in the bench on {train_rows:,} simulated events (search 0 min), "
+                 f"{len(scorer.feature_names)} inputs", "history_events": train_rows, "warm_seconds": round(warm_s, 2),
+        "events": fast["events"], "batch": batch, "seconds": round(elapsed, 2),
+        "events_per_s": round(throughput), "alerts_explained_share": round(alerts / max(fast["events"], 1), 4),
+        "errors": fast["errors"] + paced.counts["errors"], "paced_rate": rate, "paced_events": len(latencies),
+        "latency_ms": _percentiles([max(v, 0.0) for v in latencies]),
+        "target": {"events_per_s": 10_000, "latency_p99_ms": 50.0},
+        "load_average_1m": round(os.getloadavg()[0], 2)}
+    result["met"] = {"throughput": throughput >= 10_000,
+                     "latency": bool(latencies) and float(np.percentile(latencies, 99)) <= 50.0}
+    report(1.0, "done")
+    return {"bench": "ingest", **result, **machine()}

@@ -1,8 +1,9 @@
 """The live feed: simulator events continuing the demo world in time, served as HTTP JSON with cursor pagination.
 
-``GET /events?after=<cursor>&limit=<n>`` returns ``{"events": [...], "next": "<cursor>", "available": n|null}``; a
-cursor ``"day:index"`` names the next event of the simulated world, so the same world gives the same events for the
-same cursor across restarts. ``GET /stats`` counts the distinct events and malformed records served (a test checks
+``GET /events?after=<cursor>&limit=<n>[&wait_ms=<ms>]`` returns ``{"events": [...], "next": "<cursor>",
+"available": n|null}`` (``wait_ms``: hold an empty answer until the next event, at most that long). A cursor
+``"day:index"`` names the next event of the simulated world, so the same world gives the same events for the same
+cursor across restarts. ``GET /stats`` counts the distinct events and malformed records served (a test checks
 the sink against it); ``GET /health`` names the feed. Faults for tests and demos: 5xx errors, delays, malformed
 records (chosen per event, so a re-served record is the same payload), duplicates, a rate and a total.
 """
@@ -101,19 +102,25 @@ class FeedSource:
         self._sizes: dict[int, int] = {}
         self._served: dict[int, np.ndarray] = {}
         self._random = random.Random(self.options.seed)
-        self._started = time.monotonic()
+        self.started = time.monotonic()  # the rate counts from here (time.monotonic)
         self.counts = {"requests": 0, "served_events": 0, "malformed": 0, "duplicates_sent": 0, "errors_sent": 0}
         self._advanced = 0
 
     # ---- pages ----------------------------------------------------------------------------------------------
 
-    def page(self, after: str | None, limit: int) -> dict:
+    def page(self, after: str | None, limit: int, wait_s: float = 0.0) -> dict:
         """The next at most ``limit`` events after cursor ``after`` (None: the origin) as raw JSON texts, the next
-        cursor, and how many more could be served right now (None: unbounded)."""
+        cursor, and how many more could be served right now (None: unbounded). When the rate has nothing to send
+        yet, wait up to ``wait_s`` for the next event (a long poll: low latency without busy polling)."""
         start = self.origin if after in (None, "") else parse_cursor(after)
         if start < self.origin:
             raise ValueError(f"cursor {after} is before this feed's start {self._text(self.origin)}")
         limit = max(1, min(int(limit), MAX_LIMIT))
+        rate, total = self.options.rate, self.options.total
+        if wait_s > 0 and rate and (total is None or self._ordinal(start) < total):
+            with self._lock:
+                due = self.started + (self._advanced + 1) / rate - time.monotonic()
+            time.sleep(max(0.0, min(due, wait_s)))
         with self._lock:
             room = self._room(start)
             want = limit if room is None else max(0, min(limit, room))
@@ -127,7 +134,7 @@ class FeedSource:
         """How many events may follow ``cursor`` now: the rate's budget and the total, whichever is smaller."""
         limits = []
         if self.options.rate is not None:
-            limits.append(int(self.options.rate * (time.monotonic() - self._started)) - self._advanced)
+            limits.append(int(self.options.rate * (time.monotonic() - self.started)) - self._advanced)
         if self.options.total is not None:
             limits.append(self.options.total - self._ordinal(cursor))
         return max(0, min(limits)) if limits else None
@@ -244,7 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         try:
             limit = int(query.get("limit", ["500"])[0])
-            page = source.page(query.get("after", [None])[0], limit)
+            wait_s = min(float(query.get("wait_ms", ["0"])[0]), 5000.0) / 1000
+            page = source.page(query.get("after", [None])[0], limit, wait_s)
         except ValueError as exc:
             return self._send(400, json.dumps({"error": str(exc)}))
         body = (f'{{"events":[{",".join(page["events"])}],"next":{json.dumps(page["next"])},'

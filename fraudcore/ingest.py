@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.features import feature_names
+from fraudcore.loading import qident
 from fraudcore.recent import RecentHistory, Rows
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 from fraudcore.shadow import get_shadow
@@ -199,18 +201,20 @@ def _score(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
         return [], []
     names = feature_names(scorer.feature_config) if scorer.feature_config is not None else []
     engineered = dict(zip(names, features.T, strict=True))
-    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column frame overhead
+    if len(events) <= SMALL_BATCH:  # per-record inputs and JSON: no per-column frame or query overhead
         rows = features.tolist()
         where = {name: j for j, name in enumerate(names)}
         inputs = [{c: row[where[c]] if c in where else ev.get(c) for c in scorer.feature_names}
                   for ev, row in zip(events, rows, strict=True)]
         scores, tiers = scorer.score_records(inputs)
+        inputs_json = _json_rows(scorer.feature_names, inputs)
     else:
         X = pd.DataFrame({c: engineered[c] if c in engineered else _column(c, events, scorer)
                           for c in scorer.feature_names})
         scores, tiers = scorer.score_records(X)
         values = [X[c].tolist() for c in scorer.feature_names]
         inputs = [dict(zip(scorer.feature_names, row, strict=True)) for row in zip(*values, strict=True)]
+        inputs_json = _json_frame(X)
     tiers = tiers.astype(str).tolist()
     explain = [j for j, t in enumerate(tiers) if t in explain_tiers] if k > 0 else []
     reasons: dict[int, list] = dict(zip(explain, scorer.reasons([inputs[j] for j in explain], k), strict=True))
@@ -218,13 +222,29 @@ def _score(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
     scored = [ScoredEvent(event_id=ev[id_column], score=float(s), tier=t, model_id=scorer.model_id,
                           reasons=reasons.get(j, []), features=inputs[j])
               for j, (ev, s, t) in enumerate(zip(events, scores.tolist(), tiers, strict=True))]
-    return scored, _json_rows(scorer.feature_names, inputs)
+    return scored, inputs_json
 
 
 def _column(name: str, events: list[dict], scorer: Scorer) -> np.ndarray | list:
     """A raw model input of every event: floats for numeric inputs, the values as sent for categories."""
     values = [ev.get(name) for ev in events]
     return values if name in scorer.matrix.categorical else np.array(values, dtype=float)
+
+
+_JSON = threading.local()
+
+
+def _json_frame(frame: pd.DataFrame) -> list[str]:
+    """Each row as a JSON object (exact numbers, NaN and missing as null), formatted by DuckDB in one pass."""
+    if not hasattr(_JSON, "con"):
+        _JSON.con = duckdb.connect()
+    con = _JSON.con
+    con.register("__rows", frame)
+    try:
+        fields = ", ".join(f"{qident(c)} := {qident(c)}" for c in frame.columns)
+        return [text for (text,) in con.execute(f"SELECT to_json(struct_pack({fields})) FROM __rows").fetchall()]
+    finally:
+        con.unregister("__rows")
 
 
 def _json_rows(names: list[str], rows: list[dict]) -> list[str]:

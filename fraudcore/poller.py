@@ -36,10 +36,12 @@ class Poller:
 
     def __init__(self, workbench: Any, url: str, *, name: str | None = None, batch: int = 500,
                  model_id: str | None = None, timeout_s: float = 10.0, backoff_s: float = 0.2,
-                 max_backoff_s: float = 5.0, idle_s: float = 0.5, session: requests.Session | None = None) -> None:
+                 max_backoff_s: float = 5.0, idle_s: float = 0.5, poll_s: float = 0.2,
+                 session: requests.Session | None = None) -> None:
         self.workbench, self.url, self.model_id = workbench, url.rstrip("/"), model_id
         self.batch = max(MIN_BATCH, min(MAX_BATCH, int(batch)))
         self.timeout_s, self.backoff_s, self.max_backoff_s, self.idle_s = timeout_s, backoff_s, max_backoff_s, idle_s
+        self.poll_s = poll_s  # how long the feed may hold a request with nothing new (long poll), then our pause
         self.session = session or requests.Session()
         self.name, self.cursor, self._opened = name, None, False
         self._lock = threading.Lock()
@@ -62,7 +64,7 @@ class Poller:
 
     def step(self, limit: int | None = None) -> int:
         """Fetch one page and ingest it; returns how many records it held (0: nothing new yet)."""
-        params = {"limit": min(self.batch, limit or self.batch)}
+        params = {"limit": min(self.batch, limit or self.batch), "wait_ms": int(self.poll_s * 1000)}
         if self.cursor:
             params["after"] = self.cursor
         page = self._get("/events", params)
@@ -104,7 +106,8 @@ class Poller:
     def run(self, stop: threading.Event, *, max_events: int | None = None, until_idle: bool = False,
             progress: Callable[[dict], None] | None = None) -> dict:
         """Poll until ``stop`` is set, ``max_events`` records were read or (``until_idle``) the feed has had nothing
-        new for ``idle_s``; errors are counted and retried with backoff, a FeedRejected ends the run."""
+        new for ``idle_s``; an empty page is asked again after ``poll_s`` (or at once if the feed held it that long);
+        errors are counted and retried with backoff, a FeedRejected ends the run."""
         idle_since = None
         while not stop.is_set():
             if max_events is not None and self.counts["events"] >= max_events:
@@ -113,6 +116,7 @@ class Poller:
                 if not self._opened:
                     self.open()
                 left = None if max_events is None else max_events - self.counts["events"]
+                asked = time.monotonic()
                 got = self.step(left)
                 self._failures = 0
             except FeedRejected as exc:
@@ -127,10 +131,10 @@ class Poller:
             if got:
                 idle_since = None
                 continue
-            idle_since = idle_since or time.monotonic()
+            idle_since = idle_since or asked
             if until_idle and time.monotonic() - idle_since >= self.idle_s:
                 break
-            stop.wait(min(self.idle_s, 0.2))
+            stop.wait(max(0.0, self.poll_s - (time.monotonic() - asked)))  # the feed may have held the request
         return self.status()
 
     def _fail(self, exc: BaseException) -> None:

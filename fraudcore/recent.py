@@ -73,10 +73,12 @@ class _Groups:
         start = int(both.t.min()) if len(both.t) else 0
         rel = both.t - start
         span = int(rel.max()) + 2 if len(rel) else 2
-        _, dense = np.unique(both.codes[entity], return_inverse=True)
-        if len(dense) and int(dense.max()) >= 2**62 // span:
-            raise FraudcoreError("a batch spans too long a time for its entity values; send smaller batches")
-        key = dense.astype(np.int64) * span + rel
+        codes = both.codes[entity]
+        if n_codes >= 2**62 // span:  # keys (code, time) must fit 64 bits: renumber the values present
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
+            if len(codes) and int(codes.max()) >= 2**62 // span:
+                raise FraudcoreError("a batch spans too long a time for its entity values; send smaller batches")
+        key = codes * span + rel
         order = np.lexsort((both.ids, key))
         self.key, self.t = key[order], both.t[order]
         zero = np.zeros(1, dtype=np.int64)
@@ -164,8 +166,8 @@ class RecentHistory:
     """The stored events with time >= ``horizon`` as numpy columns, for one feature config and one store.
 
     ``sync`` reloads it when the store was written by anyone else (``Store.generation``); ``add`` appends a batch
-    the caller wrote; rows older than lookback + slack (and than the latest batch needs) are dropped once a slack's
-    worth has aged out, and a late batch reloads what it needs from the store.
+    the caller wrote; rows older than lookback + slack (and than the latest batch needs) are dropped in steps of a
+    quarter lookback, and a late batch reloads what it needs from the store.
     Callers hold ``lock`` from ``sync`` to ``add``.
     """
 
@@ -249,7 +251,7 @@ class RecentHistory:
         self.generation = store.generation
         self._append(batch)
         keep_from = min(self.newest - self.lookback_us - self.slack_us, self._need)  # late feeds keep their need
-        if keep_from - self.horizon > self.slack_us:
+        if keep_from - self.horizon > max(self.slack_us, self.lookback_us // 4):  # drop old rows in big steps
             self._compact(keep_from)
 
     # ---- internals ------------------------------------------------------------------------------------------
@@ -320,8 +322,8 @@ class RecentHistory:
             remap = np.full(len(texts) + 1, -1, dtype=np.int64)
             remap[used + 1] = np.arange(len(used))
             kept.codes[e] = remap[kept.codes[e] + 1]
+        self._ids.difference_update(self.rows.ids[self.rows.t < horizon].tolist())
         self._rows, self._n, self.horizon = kept, len(kept.t), horizon
-        self._ids = set(kept.ids.tolist())
 
 
 def _empty_like(rows: Rows, size: int) -> Rows:

@@ -150,30 +150,25 @@ class Store:
             con = self._db()
             con.execute("BEGIN TRANSACTION")
             try:
-                if len(fresh):
-                    known = con.execute("SELECT event_id FROM events WHERE event_id = ANY(?)",
-                                        [fresh["event_id"].tolist()]).df()
-                    if len(known):
-                        fresh = fresh[_not_in(fresh["event_id"], known["event_id"])]
-                stored = len(fresh)
+                known = self._known(con, fresh["event_id"])
+                if known:
+                    fresh = _take(fresh, [i for i, e in enumerate(fresh["event_id"]) if e not in known])
+                stored = len(fresh["event_id"])
                 if stored:
-                    rows = fresh.assign(stored_at=now)
-                    links = _entity_rows(events, fresh, keys)
-                    self._insert(con, "events", rows, "event_id, event_time, amount, label, raw, stored_at")
-                    self._insert(con, "event_entities", links, "entity_key, event_time, event_id")
+                    self._insert(con, "events", {**{k: v for k, v in fresh.items() if k != "_pos"},
+                                                 "stored_at": now})
+                    self._insert(con, "event_entities", _entity_rows(events, fresh, keys))
                     if scores is not None and len(scores):
-                        picked = _score_rows(scores, now)
-                        picked = picked[~_not_in(picked["event_id"], fresh["event_id"])]
-                        self._insert(con, "scores", picked,
-                                     "event_id, model_id, score, tier, reasons, features, shadow, scored_at")
-                        opened = _case_rows(picked, fresh, case_tiers, now)
-                        self._insert(con, "cases", opened, "event_id, tier, risk, amount, opened_at")
+                        picked = _score_rows(scores, now, set(fresh["event_id"]))
+                        self._insert(con, "scores", picked)
+                        self._insert(con, "cases", _case_rows(picked, fresh, case_tiers, now))
                 if rejects:
                     self._keep_rejects(con, rejects, source, now)
                 if cursor is not None:
-                    con.execute("INSERT INTO feed_state VALUES (?, ?, ?) ON CONFLICT (feed) DO UPDATE SET "
-                                "cursor = excluded.cursor, updated_at = excluded.updated_at",
-                                [cursor[0], cursor[1], now])
+                    updated = con.execute("UPDATE feed_state SET cursor = ?, updated_at = ? WHERE feed = ?",
+                                          [cursor[1], now, cursor[0]]).fetchall()
+                    if not updated or not updated[0][0]:
+                        con.execute("INSERT INTO feed_state VALUES (?, ?, ?)", [cursor[0], cursor[1], now])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -326,20 +321,36 @@ class Store:
             raise FraudcoreError(f"the store {self.path} is closed; open it again with Store.open()")
         return self._con
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: str) -> None:
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | dict[str, Any],
+                columns: str | None = None) -> None:
+        """Insert a frame (or columns by name: lists, arrays or one value for every row) into ``table``."""
+        if isinstance(frame, dict):
+            n = max((len(v) for v in frame.values() if _is_column(v)), default=0)
+            columns = ", ".join(frame)
+            if 0 < n <= _FEW_ROWS:  # bound values: scanning a registered frame costs milliseconds per statement
+                values = [_plain_values(v, n) for v in frame.values()]
+                marks = ", ".join(["(" + ", ".join("?" * len(values)) + ")"] * n)
+                con.execute(f"INSERT INTO {table} ({columns}) VALUES {marks}", [v for row in zip(*values) for v in row])
+                return
+            frame = pd.DataFrame(frame, index=pd.RangeIndex(n))
         if not len(frame):
-            return
-        if len(frame) <= _FEW_ROWS:  # bound values: scanning a registered frame costs milliseconds per statement
-            picked = frame[[c.strip() for c in columns.split(",")]]
-            rows = picked.astype(object).where(picked.notna(), None).to_numpy().tolist()
-            marks = ", ".join(["(" + ", ".join("?" * len(picked.columns)) + ")"] * len(rows))
-            con.execute(f"INSERT INTO {table} ({columns}) VALUES {marks}", [v for row in rows for v in row])
             return
         con.register("incoming", frame)
         try:
             con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
         finally:
             con.unregister("incoming")
+
+    def _known(self, con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
+        """Which of these ids are stored (a short list by index lookups, a long one in one scan)."""
+        if not ids:
+            return set()
+        if len(ids) <= _FEW_ROWS:
+            found = con.execute(f"SELECT event_id FROM events WHERE event_id IN ({', '.join('?' * len(ids))})",
+                                ids).fetchall()
+        else:
+            found = con.execute("SELECT event_id FROM events WHERE event_id = ANY(?)", [ids]).fetchall()
+        return {i for (i,) in found}
 
     def _migrate(self) -> None:
         with self._lock:
@@ -394,59 +405,66 @@ def _busy_error(path: Path, exc: duckdb.IOException) -> FraudcoreError:
                           f"{_BUSY_HINT}")
 
 
-def _event_rows(events: pd.DataFrame, keys: EventKeys) -> pd.DataFrame:
-    """Typed key columns + raw JSON per event, one row per event id (first wins)."""
+def _event_rows(events: pd.DataFrame, keys: EventKeys) -> dict[str, Any]:
+    """Typed key columns + raw JSON per event, one row per event id (first wins); ``_pos``: rows in ``events``."""
     for column in (keys.event_id, keys.event_time):
         if column not in events.columns:
             raise FraudcoreError(f"the events have no {column!r} column (they have {list(events.columns)[:12]}); "
                                  "the store needs an id and a time per event")
     n = len(events)
-    raw = events.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
-    frame = pd.DataFrame({
-        "event_id": _ids(events[keys.event_id]).to_numpy(),
-        "event_time": _times(events[keys.event_time], keys),
-        "amount": pd.to_numeric(events[keys.amount], errors="coerce").astype("float64").to_numpy()
-        if keys.amount and keys.amount in events.columns else np.full(n, np.nan),
-        "label": pd.to_numeric(events[keys.label]).astype("Int64").to_numpy()
-        if keys.label and keys.label in events.columns else pd.array([pd.NA] * n, dtype="Int64"),
-        "raw": raw.splitlines() if n else [],
-    })
-    if frame["event_id"].isna().any() or frame["event_time"].isna().any():
+    raw = events.to_json(orient="records", lines=True, date_format="iso", date_unit="us").splitlines() if n else []
+    ids, times = _ids(events[keys.event_id]), _times(events[keys.event_time], keys)
+    if any(i is None for i in ids) or np.isnat(times).any():
         raise FraudcoreError("some events have no id or no time; quarantine them before write_batch")
-    return frame.drop_duplicates("event_id", keep="first")
+    seen: set[str] = set()
+    keep = np.array([p for p, i in enumerate(ids) if not (i in seen or seen.add(i))], dtype=np.int64)
+    amount = pd.to_numeric(events[keys.amount], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+        if keys.amount and keys.amount in events.columns else np.full(n, np.nan)
+    label = pd.to_numeric(events[keys.label]).astype("Int64").array \
+        if keys.label and keys.label in events.columns else pd.array([pd.NA] * n, dtype="Int64")
+    return {"event_id": [ids[p] for p in keep], "event_time": times[keep], "amount": amount[keep],
+            "label": label[keep], "raw": [raw[p] for p in keep], "_pos": keep}
 
 
-def _entity_rows(events: pd.DataFrame, fresh: pd.DataFrame, keys: EventKeys) -> pd.DataFrame:
+def _take(columns: dict[str, Any], rows: list[int]) -> dict[str, Any]:
+    """The given rows of every column."""
+    at = np.array(rows, dtype=np.int64)
+    return {k: [v[i] for i in rows] if isinstance(v, list) else v[at] for k, v in columns.items()}
+
+
+def _entity_rows(events: pd.DataFrame, fresh: dict[str, Any], keys: EventKeys) -> dict[str, Any]:
     """The long (entity_key, event_time, event_id) rows of the newly stored events."""
-    kept = events.iloc[fresh.index.to_numpy()]  # fresh keeps the events' positions as its index
-    parts = []
+    kept = events.iloc[fresh["_pos"]]
+    entity_keys, at = [], []
     for entity in keys.entities:
-        if entity not in kept.columns:
-            continue
-        values = _ids(kept[entity])
-        present = values.notna().to_numpy()
-        parts.append(pd.DataFrame({"entity_key": (entity + "=") + values[present].astype(str).to_numpy(object),
-                                   "event_time": fresh["event_time"].to_numpy()[present],
-                                   "event_id": fresh["event_id"].to_numpy()[present]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if entity in kept.columns:
+            for j, value in enumerate(_ids(kept[entity])):
+                if value is not None:
+                    entity_keys.append(f"{entity}={value}")
+                    at.append(j)
+    return {"entity_key": entity_keys, "event_time": fresh["event_time"][np.array(at, dtype=np.int64)],
+            "event_id": [fresh["event_id"][j] for j in at]}
 
 
-def _score_rows(scores: pd.DataFrame, now: datetime) -> pd.DataFrame:
+def _score_rows(scores: pd.DataFrame, now: datetime, fresh: set[str]) -> dict[str, Any]:
+    """The score rows of newly stored events, ready to insert."""
     missing = {"event_id", "model_id", "score"} - set(scores.columns)
     if missing:
         raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
-    n = len(scores)
-    reasons = scores["reasons"] if "reasons" in scores.columns else [None] * n
-    features = scores["features"] if "features" in scores.columns else [None] * n
-    return pd.DataFrame({
-        "event_id": _ids(scores["event_id"]).to_numpy(), "model_id": scores["model_id"].astype(str).to_numpy(),
-        "score": scores["score"].to_numpy(),
-        "tier": scores["tier"].astype(object).to_numpy() if "tier" in scores.columns else None,
-        "reasons": [_json(r) for r in reasons],
-        "features": [_json(f) for f in features],
-        "shadow": scores["shadow"].fillna(False).astype(bool).to_numpy() if "shadow" in scores.columns else False,
-        "scored_at": pd.to_datetime(scores["scored_at"]).to_numpy() if "scored_at" in scores.columns else now,
-    })
+    ids = _ids(scores["event_id"])
+    rows = [i for i, e in enumerate(ids) if e in fresh]
+    at = np.array(rows, dtype=np.int64)
+
+    def column(name: str, default: Any) -> list:
+        return scores[name].to_numpy(dtype=object)[at].tolist() if name in scores.columns else [default] * len(rows)
+
+    shadow = scores["shadow"].fillna(False).astype(bool).to_numpy()[at] if "shadow" in scores.columns else \
+        np.zeros(len(rows), dtype=bool)
+    return {"event_id": [ids[i] for i in rows], "model_id": [str(m) for m in column("model_id", None)],
+            "score": pd.to_numeric(scores["score"]).to_numpy(dtype=float)[at], "tier": column("tier", None),
+            "reasons": [_json(r) for r in column("reasons", None)],
+            "features": [_json(f) for f in column("features", None)], "shadow": shadow,
+            "scored_at": pd.to_datetime(scores["scored_at"]).to_numpy()[at] if "scored_at" in scores.columns else now}
 
 
 def _json(value: Any) -> str | None:
@@ -466,26 +484,35 @@ def _plain_number(value: Any) -> Any:
     return str(value)
 
 
-def _case_rows(scores: pd.DataFrame, fresh: pd.DataFrame, tiers: Sequence[str], now: datetime) -> pd.DataFrame:
+def _case_rows(scores: dict[str, Any], fresh: dict[str, Any], tiers: Sequence[str], now: datetime) -> dict[str, Any]:
     """One case per new event whose live (non-shadow) score falls in ``tiers``; risk is the score."""
-    live = scores[~scores["shadow"].astype(bool) & scores["tier"].isin(list(tiers))].drop_duplicates("event_id")
-    amounts = dict(zip(fresh["event_id"].tolist(), fresh["amount"].tolist(), strict=True))
-    return pd.DataFrame({"event_id": live["event_id"].to_numpy(), "tier": live["tier"].to_numpy(),
-                         "risk": live["score"].to_numpy(),
-                         "amount": [amounts.get(i) for i in live["event_id"].tolist()], "opened_at": now})
+    amounts = dict(zip(fresh["event_id"], fresh["amount"].tolist(), strict=True))
+    opened: dict[str, int] = {}
+    for j, (event_id, tier, shadow) in enumerate(zip(scores["event_id"], scores["tier"], scores["shadow"],
+                                                     strict=True)):
+        if not shadow and tier in tiers and event_id not in opened:
+            opened[event_id] = j
+    rows = list(opened.values())
+    return {"event_id": list(opened), "tier": [scores["tier"][j] for j in rows],
+            "risk": [float(scores["score"][j]) for j in rows], "amount": [amounts.get(i) for i in opened],
+            "opened_at": now}
 
 
-def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
-    """Mask of ``values`` absent from ``others`` (a set beats arrow-string ``isin`` at batch sizes)."""
-    seen = set(others.tolist())
-    return np.fromiter((v not in seen for v in values.tolist()), dtype=bool, count=len(values))
+def _is_column(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray | pd.api.extensions.ExtensionArray | pd.Series)
 
 
-def _ids(values: pd.Series) -> pd.Series:
-    """Ids and entity values as text; integral floats (ints that met a NaN) lose their '.0'."""
+def _plain_values(column: Any, n: int) -> list:
+    """A column (or one value for all rows) as Python values, missing ones as None."""
+    values = (column.tolist() if not isinstance(column, list) else column) if _is_column(column) else [column] * n
+    return [None if _missing(v) else v for v in values]
+
+
+def _ids(values: pd.Series) -> list[str | None]:
+    """Ids and entity values as text; integral floats (ints that met a NaN) lose their '.0'; missing as None."""
     if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.dropna(), 1) == 0):
         values = values.astype("Int64")
-    return values.astype("string").astype(object).where(values.notna(), None)
+    return [None if _missing(v) else str(v) for v in values.tolist()]
 
 
 def _times(values: pd.Series, keys: EventKeys) -> np.ndarray:
@@ -507,7 +534,7 @@ def _text(value: Any) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
 
 
 def _naive(moment: datetime) -> datetime:

@@ -157,3 +157,31 @@ def test_events_are_records_a_scorer_reads(scorer):
         feed.stop()
     assert all(scorer.validate_event(e)["event_time"] == pd.Timestamp(e["event_time"]) for e in events)
     assert {"is_fraud"} <= set(events[0]) and "fraud_scenario" not in events[0]
+
+
+def test_long_poll_holds_an_empty_answer_until_the_next_event():
+    feed = start_feed(FeedOptions(rate=2.0), world=WORLD, origin=ORIGIN)  # one event every half second
+    try:
+        held = requests.get(f"{feed.url}/events", params={"limit": 10, "wait_ms": 3000}, timeout=10).json()
+        assert len(held["events"]) >= 1
+        quick = requests.get(f"{feed.url}/events", params={"limit": 10, "after": held["next"]}, timeout=10).json()
+        assert quick["events"] == [] and quick["next"] == held["next"]
+    finally:
+        feed.stop()
+
+
+def test_ensure_feed_starts_one_embedded_feed_per_workbench():
+    from fraudcore import runtime
+    from fraudcore.feed import ensure_feed
+
+    write_parquet(generate(rows=500, world=WORLD), runtime.current().paths.data / "demo_transactions.parquet", WORLD)
+    workbench = runtime.current()
+    try:
+        feed = ensure_feed(workbench, FeedOptions(total=5))
+        assert ensure_feed(workbench) is feed and workbench.services["feed"] is feed
+        assert feed.url.startswith("http://127.0.0.1:") and feed.source.world == WORLD
+        assert len(requests.get(f"{feed.url}/events", timeout=5).json()["events"]) == 5
+    finally:
+        runtime.shutdown()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{feed.url}/health", timeout=5)  # the workbench's shutdown stopped it
