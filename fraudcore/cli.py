@@ -108,6 +108,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from fraudcore.batch import score_file
+
+    tiers = [t.strip() for t in args.explain_tiers.split(",") if t.strip()] if args.explain_tiers else []
+    result = score_file(args.input, args.out, args.model, explain_tiers=tiers, explain_all=args.explain_all, k=args.k,
+                        chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"))
+    rejected = result.get("rows_rejected", 0)
+    if rejected:
+        print(f"{rejected:,} rows rejected (each with its reason) in {result.get('rejects_path')}", file=sys.stderr)
+    _print_json(result)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fraudcore.training import evaluate_saved
 
@@ -243,6 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")
     p.add_argument("--review-cost", type=float, default=5.0, help="cost of reviewing one alert (for cost metrics)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("score", help="score a CSV/Parquet file with a saved model: score, tier and exact reasons per "
+                       "row, same format out; invalid rows to a rejects file with their reason")
+    p.add_argument("--model", help="model id (default: the champion)")
+    p.add_argument("--in", dest="input", required=True, help="CSV or Parquet with the model's input fields")
+    p.add_argument("--out", required=True, help="output file, same format as the input")
+    explain = p.add_mutually_exclusive_group()
+    explain.add_argument("--explain-tiers", default="high,medium",
+                         help="comma-separated tiers whose rows get reasons (default high,medium; '' for none)")
+    explain.add_argument("--explain-all", action="store_true", help="reasons for every row (exact TreeSHAP: slower)")
+    p.add_argument("--k", type=int, default=3, help="reasons per explained row (default 3)")
+    p.add_argument("--chunk-rows", type=int, default=200_000, help="rows per chunk (memory bound)")
+    p.add_argument("--rejects", help="rejects file (default: <out>.rejects.<ext> beside the output)")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="a saved model's metrics on a labelled file")
     p.add_argument("--model", required=True, help="model id")

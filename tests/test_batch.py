@@ -206,3 +206,26 @@ def test_a_bad_value_beyond_the_csv_type_sniffer_is_rejected_not_fatal(trained, 
     rejects = pd.read_csv(tmp_path / "out.rejects.csv")
     assert rejects["reject_reason"].tolist() == ["amount: not a number: 12.50 EUR"]
     assert pd.read_csv(tmp_path / "out.csv")["amount"].dtype == float
+
+
+def test_cli_score_writes_the_same_format_with_reasons_and_rejects(trained, tmp_path, capsys):
+    import json
+
+    from fraudcore import cli
+
+    shutil.copytree(trained.root / trained.model_id, get_paths().artifacts / trained.model_id)
+    promote(trained.model_id, who="test", why="cli score")
+    rows = trained.frame.drop(columns=["is_fraud", "fraud_scenario"]).iloc[:400].copy()
+    rows["amount"] = rows["amount"].astype(object)
+    rows.loc[rows.index[7], "amount"] = "lots"  # data row 8: a bad amount goes to the rejects file
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    code = cli.main(["score", "--in", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"),
+                     "--explain-all", "--k", "2"])
+    captured = capsys.readouterr()
+    run = json.loads(captured.out.strip().splitlines()[-1])
+    out = pd.read_csv(tmp_path / "out.csv")
+    rejects = pd.read_csv(run["rejects_path"])
+    assert code == 0 and run["model_id"] == trained.model_id and "1 rows rejected" in captured.err
+    assert len(out) == 399 and {"score", "tier", "reason_1", "reason_2"} <= set(out.columns)
+    assert "reason_3" not in out.columns and out["reason_1"].notna().all()  # --explain-all, k=2
+    assert rejects["amount"].tolist() == ["lots"] and "amount" in rejects["reject_reason"][0]

@@ -11,8 +11,8 @@ import pytest
 from fraudcore.cli import build_parser, main
 from tests.conftest import REPO
 
-COMMANDS = ["paths", "inspect", "generate", "features", "train", "evaluate", "models", "promote", "store", "bench", "retrain",
-            "monitor", "review", "feed", "poll"]
+COMMANDS = ["paths", "inspect", "generate", "features", "train", "score", "evaluate", "models", "promote", "store",
+            "bench", "retrain", "monitor", "review", "feed", "poll"]
 
 
 def test_help_lists_every_command():
