@@ -34,7 +34,6 @@ __all__ = ["FeedHandle", "FeedOptions", "FeedSource", "ensure_feed", "feed_origi
            "start_feed"]
 
 MAX_LIMIT = 5000
-_MALFORMED_KINDS = 6
 
 
 @dataclass(frozen=True)
@@ -75,19 +74,14 @@ def _unit(seed: int, event_id: int, salt: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _malformed(event: dict, kind: int) -> object:
-    """A broken or schema-breaking version of ``event`` (each payload names its event, so payloads stay distinct)."""
-    if kind == 0:
-        return {**event, "amount": f"{event['amount']} EUR"}
-    if kind == 1:
-        return {k: v for k, v in event.items() if k != "event_time"}
-    if kind == 2:
-        return {**event, "amount": -abs(event["amount"] or 1.0)}
-    if kind == 3:
-        return f"<<truncated record {event['event_id']}"
-    if kind == 4:
-        return {**event, "event_time": f"yesterday-{event['event_id']}"}
-    return {**event, "customer_id": [event["customer_id"], "?"]}
+_BREAKERS = (  # each broken payload still names its event, so payloads stay distinct
+    lambda e: {**e, "amount": f"{e['amount']} EUR"},
+    lambda e: {k: v for k, v in e.items() if k != "event_time"},
+    lambda e: {**e, "amount": -abs(e["amount"] or 1.0)},
+    lambda e: f"<<truncated record {e['event_id']}",
+    lambda e: {**e, "event_time": f"yesterday-{e['event_id']}"},
+    lambda e: {**e, "customer_id": [e["customer_id"], "?"]},
+)
 
 
 class FeedSource:
@@ -117,10 +111,12 @@ class FeedSource:
             raise ValueError(f"cursor {after} is before this feed's start {self._text(self.origin)}")
         limit = max(1, min(int(limit), MAX_LIMIT))
         rate, total = self.options.rate, self.options.total
-        if wait_s > 0 and rate and (total is None or self._ordinal(start) < total):
+        if wait_s > 0 and rate:
             with self._lock:
+                ended = total is not None and self._ordinal(start) >= total
                 due = self.started + (self._advanced + 1) / rate - time.monotonic()
-            time.sleep(max(0.0, min(due, wait_s)))
+            if not ended:
+                time.sleep(max(0.0, min(due, wait_s)))
         with self._lock:
             room = self._room(start)
             want = limit if room is None else max(0, min(limit, room))
@@ -180,8 +176,8 @@ class FeedSource:
         bad = np.array([opts.malformed_rate > 0 and _unit(opts.seed, i, "bad") < opts.malformed_rate for i in ids],
                        dtype=bool)
         for j in np.flatnonzero(bad):
-            kind = int(_unit(opts.seed, ids[j], "kind") * _MALFORMED_KINDS)
-            texts[j] = json.dumps(_malformed(json.loads(texts[j]), kind))
+            kind = int(_unit(opts.seed, ids[j], "kind") * len(_BREAKERS))
+            texts[j] = json.dumps(_BREAKERS[kind](json.loads(texts[j])))
         self._days[day], self._sizes[day] = (texts, bad), len(texts)
         while len(self._days) > 8:
             self._days.popitem(last=False)

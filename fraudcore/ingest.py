@@ -200,7 +200,6 @@ def _score(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
     if not events:
         return [], []
     names = feature_names(scorer.feature_config) if scorer.feature_config is not None else []
-    engineered = dict(zip(names, features.T, strict=True))
     if len(events) <= SMALL_BATCH:  # per-record inputs and JSON: no per-column frame or query overhead
         rows = features.tolist()
         where = {name: j for j, name in enumerate(names)}
@@ -209,6 +208,7 @@ def _score(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
         scores, tiers = scorer.score_records(inputs)
         inputs_json = _json_rows(scorer.feature_names, inputs)
     else:
+        engineered = dict(zip(names, features.T, strict=True))
         X = pd.DataFrame({c: engineered[c] if c in engineered else _column(c, events, scorer)
                           for c in scorer.feature_names})
         scores, tiers = scorer.score_records(X)
@@ -295,9 +295,11 @@ def _stored_scores(scorer: Scorer, store: Store, events: dict[int, dict], k: int
         return {}
     id_column = scorer.spec.event_id
     ids = [str(ev[id_column]) for ev in events.values()]
+    wanted = f"IN ({', '.join('?' * len(ids))})" if len(ids) <= SMALL_BATCH else "= ANY(?)"  # few: index lookups
     found = store.query("SELECT event_id, model_id, score, tier, reasons, features FROM scores "
-                        "WHERE event_id = ANY(?) AND NOT coalesce(shadow, false) "
-                        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1", [ids])
+                        f"WHERE event_id {wanted} AND NOT coalesce(shadow, false) "
+                        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1",
+                        ids if len(ids) <= SMALL_BATCH else [ids])
     rows = {r.event_id: r for r in found.itertuples(index=False)}
     out = {}
     for j, ev in events.items():

@@ -58,7 +58,10 @@ class Poller:
     def open(self) -> None:
         """Learn the feed's name (unless given) and resume from the cursor stored for it."""
         if self.name is None:
-            self.name = str(self._get("/health", {}).get("feed") or self.url)
+            try:
+                self.name = str(self._get("/health", {}).get("feed") or self.url)
+            except FeedRejected:  # a feed without /health: its URL names the cursor
+                self.name = self.url
         self.cursor = self.workbench.store(self.workbench.scorer(self.model_id)).cursor(self.name)
         self._opened = True
 
