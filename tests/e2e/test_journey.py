@@ -91,7 +91,7 @@ def walk_compare(page: Page) -> None:
     settle(page)
     values = page.get_by_test_id("stSliderThumbValue")
     review_cut = float(values.first.inner_text())
-    lowered = f"{review_cut - 0.003:.4f}"
+    lowered = f"{max(review_cut - 0.003, 0.0):.4f}"
     thumb = page.get_by_role("slider").first  # the review (medium) cut
     thumb.focus()
     for _ in range(30):  # 30 steps of 0.0001 down: more alerts
