@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,7 +23,7 @@ from fraudcore.store import Store
 
 __all__ = ["EXCERPT_CHARS", "MAX_RATE", "TIERS", "LiveStatus", "error_advice", "feed_options", "live_status",
            "live_totals", "quarantine_count", "quarantine_page", "quarantine_reasons", "quarantine_sources",
-           "start_live", "stop_live", "tier_minutes"]
+           "seed_history", "start_live", "stop_live", "tier_minutes"]
 
 TIERS = ("high", "medium", "low")
 EXCERPT_CHARS = 160
@@ -96,8 +97,31 @@ def start_live(workbench: Any, url: str | None = None, options: FeedOptions | No
         if handle is not None and (not _serving(handle) or handle.source.options != wanted):
             handle.stop()
             workbench.services.pop("feed", None)
+        seed_history(workbench)
         target = ensure_feed(workbench, wanted).url
     return start_poller(workbench, target, **poller_options)
+
+
+def seed_history(workbench: Any, demo: Path | None = None, chunk: int = 50_000) -> int:
+    """Before the embedded feed first runs into an empty store, store the demo events it continues from (the last
+    look-back of the champion's features, labels included), so live velocity and risk features see the same past as
+    training did instead of starting from nothing. Returns the events stored (0: not needed or not possible)."""
+    scorer = workbench.scorer()
+    demo = demo if demo is not None else workbench.paths.demo_dataset
+    spec = scorer.spec
+    if scorer.lookback is None or not demo.is_file() or not spec.event_time:
+        return 0
+    store = workbench.store(scorer)
+    if int(store.query("SELECT count(*) AS n FROM events")["n"].iloc[0]):
+        return 0
+    frame = pd.read_parquet(demo)
+    if not {spec.event_time, spec.event_id, *scorer.entities} <= set(frame.columns):
+        return 0  # the champion reads another kind of data than the simulator's
+    times = pd.to_datetime(frame[spec.event_time])
+    recent = frame[times >= times.max() - scorer.lookback]
+    for start in range(0, len(recent), chunk):
+        store.write_batch(recent.iloc[start:start + chunk], None, source="demo history")
+    return len(recent)
 
 
 def stop_live(workbench: Any, *, feed: bool = True) -> bool:

@@ -177,12 +177,29 @@ def test_a_url_that_is_not_http_is_refused_before_anything_starts(workbench):
     assert workbench.services == {}
 
 
+def test_the_embedded_feed_starts_from_the_demo_history_it_continues(workbench, trained):
+    store = workbench.store()
+    scorer = workbench.scorer()
+    seeded = live_view.seed_history(workbench)
+    times = trained.frame["event_time"]
+    expected = trained.frame[times >= times.max() - scorer.lookback]
+    assert seeded == len(expected) > 0 and store.stats()["events"] == seeded
+    assert store.stats()["labelled_events"] == seeded  # the past comes with its labels, as in training
+    assert live_view.seed_history(workbench) == 0  # only into an empty store
+    live_view.start_live(workbench, None, FeedOptions(total=20))
+    wait_for(lambda: store.stats()["events"] == seeded + 20, "20 live events stored")
+    features = store.query("SELECT features::VARCHAR AS f FROM scores ORDER BY event_id LIMIT 20")["f"]
+    counts = [v for f in features for k, v in json.loads(f).items() if k == "customer_id__nb_tx_30d" and v]
+    assert len(counts) == 20 and sorted(counts)[10] > 1  # live customers have a past: most counts exceed the event
+
+
 def test_start_restart_with_other_options_and_stop_cleanly(workbench):
     store = workbench.store()
+    seeded = live_view.seed_history(workbench)
     live_view.start_live(workbench, None, FeedOptions(total=250))
     first = live_view.live_status(workbench)
     assert first.running and first.feed_url.startswith("http://127.0.0.1:") and first.feed_options.total == 250
-    wait_for(lambda: store.stats()["events"] == 250, "250 events stored")
+    wait_for(lambda: store.stats()["events"] == seeded + 250, "250 events stored")
     wait_for(lambda: live_view.live_status(workbench).total_reached, "the total reached")
 
     live_view.start_live(workbench, None, FeedOptions(total=400, malformed_rate=0.2, seed=1))
@@ -192,7 +209,7 @@ def test_start_restart_with_other_options_and_stop_cleanly(workbench):
              "the next 150 records")
     assert second.poller["duplicates"] == 0  # resumed from the stored cursor
     totals = live_view.live_totals(store)
-    assert totals["events"] + totals["quarantined"] == 400 and totals["quarantined"] > 10
+    assert totals["events"] - seeded + totals["quarantined"] == 400 and totals["quarantined"] > 10
 
     threads = live_threads()
     assert {t.name for t in threads} >= {"poller", f"feed:{second.feed_url.rsplit(':', 1)[1]}"}
