@@ -149,7 +149,7 @@ if start:
     try:
         if source == SOURCES[0]:
             options = live_view.feed_options(rate, error_rate, malformed, total)
-        with st.spinner("Starting the feed and the poller…"):
+        with st.spinner("Starting the feed and the poller (a first start stores the demo history the feed continues)…"):
             live_view.start_live(workbench, url or None, options)
         st.session_state["live_flash"] = ("success", "Polling started.")
     except (FraudcoreError, ValueError) as exc:
