@@ -150,6 +150,8 @@ def _is_text_like(s: pd.Series) -> bool:
 
 def _as_float(s: pd.Series) -> pd.Series:
     """A column as float64 with NaN for missing, or a DataContractError naming it."""
+    if s.dtype == np.float64:
+        return s  # already what the model reads (to_numeric would copy it for nothing)
     try:
         return pd.to_numeric(s, errors="raise").astype("float64")
     except (TypeError, ValueError) as exc:
