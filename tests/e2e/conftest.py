@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,17 @@ def page(request):
         browser.close()
 
 
-def settle(page: Page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
-    """Wait until no script run is in progress (Streamlit hides its status widget); call it after waiting for what
-    the action shows, since a run that has not started yet also has no status widget."""
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout_ms)
+def settle(page: Page, timeout_ms: int = RUN_TIMEOUT_MS, quiet_ms: int = 500) -> None:
+    """Wait until no script run is in progress: Streamlit's status widget stays hidden for ``quiet_ms`` (a run that
+    follows another, or a fragment's, shows it again). Call it after waiting for what the action shows, since a run
+    that has not started yet has no status widget either."""
+    status = page.get_by_test_id("stStatusWidget")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        status.wait_for(state="hidden", timeout=max(1, int((deadline - time.monotonic()) * 1000)))
+        page.wait_for_timeout(quiet_ms)
+        if not status.is_visible():
+            return
 
 
 def go_to(page: Page, title: str, heading: str | None = None) -> None:

@@ -19,6 +19,7 @@ MODEL_ID = "e2e-xgb"
 BATCH_ROWS = 300  # plus one row with a broken amount
 LIVE_EVENTS = 400
 TRAIN_TIMEOUT_MS = 180_000
+LIVE_SCORES = re.compile(r"live scores: ([\d,]+) high, ([\d,]+) medium, ([\d,]+) low")
 
 
 def batch_file(demo: Path, folder: Path) -> Path:
@@ -49,7 +50,7 @@ def grid_cell(grid, text: str):
 
 def walk_data(page: Page) -> None:
     go_to(page, "Data & EDA")
-    page.get_by_role("heading", name="Column roles").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("heading", name="Column roles", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_test_id("stMetric").filter(has_text="Rows")).to_contain_text("20,000")
     page.locator(".vega-embed").first.wait_for(timeout=RUN_TIMEOUT_MS)  # the EDA charts were drawn
     snap(page, "data")
@@ -69,7 +70,7 @@ def walk_train(page: Page) -> None:
     progress.wait_for(timeout=RUN_TIMEOUT_MS)  # trains in the background; the bar polls the job
     page.get_by_text(re.compile(rf"Trained {MODEL_ID} in \d+ s")).wait_for(timeout=TRAIN_TIMEOUT_MS)
     expect(progress).to_have_count(0)
-    page.get_by_role("heading", name="Results").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     assert 0 < float(metric(page, "Average precision")) <= 1
     card = page.get_by_test_id("stExpander").filter(has_text=f"Model card: {MODEL_ID}")
     expect(card).to_contain_text(f"by {ANALYST}")  # the sidebar's analyst is recorded in the card
@@ -78,7 +79,7 @@ def walk_train(page: Page) -> None:
 
 def walk_compare(page: Page) -> None:
     go_to(page, "Compare & thresholds")
-    page.get_by_role("heading", name="Thresholds").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("heading", name="Thresholds", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="Models")).to_contain_text(MODEL_ID)
     page.get_by_text("On the test window the models share").wait_for()
     expect(page.locator(".vega-embed [aria-label*='Precision']").first).to_be_attached()  # the PR curve
@@ -106,7 +107,7 @@ def walk_compare(page: Page) -> None:
     save.get_by_role("button", name="Save tiers").click()
     page.get_by_text(f"Saved tiers of {MODEL_ID}").wait_for(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_text(f"review at ≥ {lowered}")).to_be_visible()
-    page.get_by_role("heading", name="Tier changes").wait_for()
+    page.get_by_role("heading", name="Tier changes", exact=True).wait_for()
     tier_log = page.get_by_test_id("stDataFrame").last
     expect(grid_cell(tier_log, "review team takes more alerts a day")).to_be_attached(timeout=RUN_TIMEOUT_MS)
 
@@ -152,9 +153,11 @@ def walk_live(page: Page) -> int:
     page.get_by_text("Polling started.").wait_for(timeout=RUN_TIMEOUT_MS)
     stored = page.get_by_test_id("stMetric").filter(has_text="Stored")  # refreshed every 2 s while events arrive
     expect(stored).to_contain_text(f"{LIVE_EVENTS:,}", timeout=RUN_TIMEOUT_MS)
-    totals = page.get_by_text(re.compile(rf"The store holds {LIVE_EVENTS:,} events"))
-    found = re.search(r"live scores: ([\d,]+) high, ([\d,]+) medium", totals.inner_text())
-    alerts = number(found[1]) + number(found[2])
+    # the caption also counts the demo history the feed continues (stored unscored before the first start)
+    totals = page.get_by_text("The store holds").filter(has_text=LIVE_SCORES)
+    scored = [number(n) for n in LIVE_SCORES.search(totals.inner_text()).groups()]
+    assert sum(scored) == LIVE_EVENTS, scored  # every live event was scored once
+    alerts = scored[0] + scored[1]
     assert alerts > 0, "the live feed raised no alert, so no case opened"
     snap(page, "live")
     return alerts
@@ -169,7 +172,7 @@ def walk_review(page: Page, alerts: int) -> str:
     label = top.inner_text()  # '#17 · high · 28% × 739.62'
     case_id, tier = re.match(r"#(\d+) · (\w+)", label).groups()
     top.click()
-    page.get_by_role("heading", name=f"Case {case_id}").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("heading", name=f"Case {case_id}", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     settle(page)
 
     page.get_by_role("button", name="Claim").click()
@@ -200,7 +203,7 @@ def walk_review(page: Page, alerts: int) -> str:
 def walk_monitor(page: Page, decided_tier: str) -> None:
     go_to(page, "Monitor")
     page.get_by_text(f"{LIVE_EVENTS:,} events scored live by the champion").wait_for(timeout=RUN_TIMEOUT_MS)
-    page.get_by_role("heading", name="Inputs, ranked by how much they drive current alerts").wait_for(
+    page.get_by_role("heading", name="Inputs, ranked by how much they drive current alerts", exact=True).wait_for(
         timeout=RUN_TIMEOUT_MS)
     settle(page)
     snap(page, "monitor")
@@ -212,7 +215,7 @@ def walk_monitor(page: Page, decided_tier: str) -> None:
 def test_an_analyst_builds_a_model_scores_a_batch_and_works_a_live_case(app_url, page, isolated_paths, tmp_path):
     csv = batch_file(isolated_paths / "data" / "demo_transactions.parquet", tmp_path)
     page.goto(app_url)
-    page.get_by_role("heading", name="Fraud Workbench").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("heading", name="Fraud Workbench", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
     page.get_by_text("Still to do: a champion model").wait_for(timeout=RUN_TIMEOUT_MS)
     analyst = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Analyst")
     analyst.fill(ANALYST)  # typed once: every page of this session records it
@@ -234,7 +237,7 @@ def test_an_analyst_builds_a_model_scores_a_batch_and_works_a_live_case(app_url,
 
 def test_a_page_url_opened_first_on_a_fresh_server_gets_the_workbench_frame(app_url, page):
     page.goto(app_url + "/data")
-    page.get_by_role("heading", name="Data & EDA").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Data & EDA", exact=True).wait_for(timeout=30_000)
     nav = page.get_by_test_id("stSidebarNav").inner_text()
     assert "Home" in nav and "Data & EDA" in nav
     assert "app" not in nav.split()  # not Streamlit's legacy pages/ listing
