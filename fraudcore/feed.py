@@ -126,6 +126,13 @@ class FeedSource:
             left = self._room(cursor)
         return {"events": out, "next": self._text(cursor), "available": left}
 
+    def events_before(self, cursor: str | None) -> int:
+        """How many of this feed's events lie before ``cursor`` (a reader's position; None: the origin)."""
+        if cursor in (None, ""):
+            return 0
+        with self._lock:
+            return max(0, self._ordinal(parse_cursor(cursor)))
+
     def _room(self, cursor: Cursor) -> int | None:
         """How many events may follow ``cursor`` now: the rate's budget and the total, whichever is smaller."""
         limits = []

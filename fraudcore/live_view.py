@@ -37,6 +37,7 @@ class LiveStatus:
     poller: dict[str, Any] | None
     feed_url: str | None
     feed_options: FeedOptions | None
+    feed_read: int | None = None  # the embedded feed's events before the poller's committed cursor (None: n/a)
 
     @property
     def running(self) -> bool:
@@ -45,10 +46,10 @@ class LiveStatus:
 
     @property
     def total_reached(self) -> bool:
-        """The embedded feed has served every event its ``total`` allows (and nothing waits): the poller idles."""
+        """The poller has committed every event the embedded feed's ``total`` allows (paced or not): it idles."""
         options, status = self.feed_options, self.poller or {}
-        return (options is not None and options.total is not None and options.rate is None
-                and status.get("url") == self.feed_url and status.get("lag") == 0)
+        return (options is not None and options.total is not None and self.feed_read is not None
+                and self.feed_read >= options.total and status.get("url") == self.feed_url)
 
 
 def feed_options(rate: float | None = None, error_rate: float = 0.0, malformed_rate: float = 0.0,
@@ -150,7 +151,19 @@ def live_status(workbench: Any) -> LiveStatus:
     serving = _serving(handle)
     return LiveStatus(poller=controller.status() if controller is not None else None,
                       feed_url=handle.url if serving else None,
-                      feed_options=handle.source.options if serving else None)
+                      feed_options=handle.source.options if serving else None,
+                      feed_read=_read(handle, controller) if serving else None)
+
+
+def _read(handle: FeedHandle, controller: PollerController | None) -> int | None:
+    """Events of the embedded feed before the poller's committed cursor (None: no poller on this feed)."""
+    status = controller.status() if controller is not None else {}
+    if status.get("url") != handle.url:
+        return None
+    try:
+        return handle.source.events_before(status.get("cursor"))
+    except ValueError:  # a cursor of another feed
+        return None
 
 
 def error_advice(error: str | None) -> str | None:

@@ -74,7 +74,7 @@ class Poller:
         records, following = page.get("events"), page.get("next")
         if not isinstance(records, list) or not isinstance(following, str):
             raise FeedError(f"the feed at {self.url} answered a page without an 'events' list and a 'next' cursor")
-        self.lag = page.get("available") if isinstance(page.get("available"), int) else None
+        lag = page.get("available") if isinstance(page.get("available"), int) else None
         if records or following != self.cursor:
             result = ingest(self.workbench, records, source=self.name, cursor=(self.name, following), strict=False,
                             model_id=self.model_id)
@@ -83,8 +83,8 @@ class Poller:
             self.counts["quarantined"] += len(result.rejected)
             for tier, n in result.by_tier.items():
                 self.by_tier[tier] = self.by_tier.get(tier, 0) + n
-        with self._lock:
-            self.cursor = following
+        with self._lock:  # after the ingest: "lag 0" never shows while this page is still being written
+            self.cursor, self.lag = following, lag
             self.counts["events"] += len(records)
             self.counts["batches"] += 1
             self._recent.append((time.monotonic(), len(records)))

@@ -18,6 +18,14 @@ def first_run_progress(job_id: str) -> None:
     st.progress(job.fraction, text=job.message or "Setting up the workbench…")
 
 
+@st.fragment(run_every=5.0)
+def feed_lag() -> None:
+    """The live feed's lag, refreshed on its own every few seconds (a poller started on the Live page shows here)."""
+    lag = overview.feed_lag(runtime.current())
+    if lag is not None:
+        st.markdown(f"**Feed lag** · {lag.text}")
+
+
 def render_sidebar() -> None:
     """Draw the shared sidebar (and start the first run when the demo data or a champion is missing)."""
     workbench = runtime.current()
@@ -42,9 +50,7 @@ def render_sidebar() -> None:
         st.text_input("Analyst", key="analyst", placeholder="Your name",
                       help="Typed once, kept for this session; recorded with your decisions and promotions.")
 
-        lag = overview.feed_lag(workbench)
-        if lag is not None:
-            st.markdown(f"**Feed lag** · {lag.text}")
+        feed_lag()
 
         if job is not None and job.running:
             st.markdown("**First run**")

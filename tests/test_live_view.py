@@ -235,3 +235,12 @@ def test_another_url_stops_the_embedded_feed(workbench):
     wait_for(lambda: live_view.live_status(workbench).poller["errors"] > 0, "an error counted")
     assert "cannot be reached" in live_view.error_advice(live_view.live_status(workbench).poller["last_error"])
     assert live_view.stop_live(workbench) is True
+
+
+def test_a_paced_feed_also_reports_its_total_reached(workbench):
+    live_view.start_live(workbench, None, FeedOptions(total=30, rate=100))
+    assert not live_view.live_status(workbench).total_reached
+    wait_for(lambda: live_view.live_status(workbench).total_reached, "the paced total reached")
+    status = live_view.live_status(workbench)
+    assert status.feed_read == 30 and status.poller["stored"] == 30
+    live_view.stop_live(workbench)
