@@ -58,7 +58,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, flush it to disk, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -320,7 +320,7 @@ def promote(model_id: str, root: Path | str | None = None, who: str = "cli", why
     record = ChampionRecord(model_id=model_id, promoted_at=datetime.now(UTC), by=who.strip(), why=why.strip(),
                             previous=previous)
     data = record.model_dump(mode="json")
-    _write_atomic(root / CHAMPION_FILE, json.dumps(data, indent=2, ensure_ascii=False))
+    write_atomic(root / CHAMPION_FILE, json.dumps(data, indent=2, ensure_ascii=False))
     return data
 
 
@@ -336,6 +336,6 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
     except ValidationError as exc:
         raise FraudcoreError(f"a tier change needs who and why (non-empty): {exc.errors()[0]['msg']}") from None
     updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
-    _write_atomic(folder / METADATA_FILE, updated.to_json())
-    _write_atomic(folder / CARD_FILE, render_card(updated))
+    write_atomic(folder / METADATA_FILE, updated.to_json())
+    write_atomic(folder / CARD_FILE, render_card(updated))
     return updated

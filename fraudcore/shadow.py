@@ -8,8 +8,6 @@ non-shadow rows). Every set and clear is appended to ``artifacts/shadow_log.json
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fraudcore.config import get_paths
 from fraudcore.errors import FraudcoreError, ModelArtifactError
+from fraudcore.registry import write_atomic
 
 __all__ = ["SHADOW_FILE", "SHADOW_LOG", "ShadowRecord", "clear_shadow", "get_shadow", "set_shadow", "shadow_log"]
 
@@ -37,18 +36,6 @@ class ShadowRecord(BaseModel):
 
 def _root(root: Path | str | None) -> Path:
     return Path(root) if root is not None else get_paths().artifacts
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _log(root: Path, action: str, model_id: str, who: str, why: str) -> None:
@@ -72,7 +59,7 @@ def set_shadow(model_id: str, who: str, why: str = "", root: Path | str | None =
     if champion_id(folder) == model_id:
         raise FraudcoreError(f"{model_id!r} is the champion already; shadow a challenger (another model)")
     record = ShadowRecord(model_id=model_id, set_by=who, set_at=datetime.now(UTC), why=why.strip())
-    _write_atomic(folder / SHADOW_FILE, record.model_dump_json(indent=2))
+    write_atomic(folder / SHADOW_FILE, record.model_dump_json(indent=2))
     _log(folder, "set", model_id, who, record.why)
     return record
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from fraudcore import first_run, runtime
 from fraudcore.errors import ModelArtifactError
+from pages.progress import job_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 LINKS = [
@@ -17,18 +18,6 @@ LINKS = [
     ("pages/review.py", "Review queue", ":material/assignment:", "work the alerts"),
     ("pages/monitor.py", "Monitor", ":material/monitoring:", "drift and alert statistics"),
 ]
-
-
-@st.fragment(run_every=1.0)
-def setup_progress(job_id: str) -> None:
-    """The first run's progress, refreshed every second; the whole page reruns once it has finished."""
-    job = runtime.current().jobs.get(job_id)
-    if job is None:
-        return
-    if not job.running:
-        st.rerun()
-    st.progress(job.fraction, text=job.message or "Starting…")
-    st.caption(f"Running for {job.seconds:.0f} s. You can use the other pages meanwhile.")
 
 
 workbench = runtime.current()
@@ -52,7 +41,7 @@ job = first_run.ensure(workbench)
 todo = first_run.plan(paths)
 if job is not None and job.running:
     st.info("First run: generating the demo dataset and training a default champion model. This happens once.")
-    setup_progress(job.job_id)
+    job_progress(job.job_id, note="You can use the other pages meanwhile.")
 elif job is not None and job.status == "failed":
     st.error(f"The first run failed: {job.error}\n\n**What to do:** {first_run.failure_help(paths)}")
     if st.button("Try again", type="primary"):

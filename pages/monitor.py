@@ -12,6 +12,7 @@ from fraudcore.monitor_compare import ShadowAgreement, ThresholdReplay, shadow_a
 from fraudcore.registry import list_models
 from fraudcore.retrain import RetrainReport, promote_if_better, retrain, retrain_history
 from fraudcore.shadow import clear_shadow, get_shadow, set_shadow, shadow_log
+from pages.progress import job_progress
 
 WINDOWS = {1: "Last day", 7: "Last 7 days", 30: "Last 30 days"}
 LEVEL_ICONS = {"stable": "🟢", "moderate": "🟠", "major": "🔴"}
@@ -54,17 +55,6 @@ def agreement(key: tuple, decisions: int, champion: str, challenger: str, since:
 @st.cache_data(ttl=60, show_spinner=False)
 def models(root: str, stamp: int) -> list[dict]:
     return list_models(root)
-
-
-@st.fragment(run_every=1.0)
-def retrain_progress(job_id: str) -> None:
-    """The retrain's progress bar, refreshed every second; the page reruns once the job has ended."""
-    job = runtime.current().jobs.get(job_id)
-    if job is None:
-        return
-    if not job.running:
-        st.rerun()
-    st.progress(job.fraction, text=f"Retraining: {job.message or 'starting'} ({job.seconds:.0f} s)")
 
 
 def flash(kind: str, text: str) -> None:
@@ -289,7 +279,7 @@ with retrain_tab:
     job = workbench.jobs.get(st.session_state.get("mon_retrain_job", "")) or workbench.jobs.latest("retrain")
     original = scorer.metadata.dataset.get("source")
     if job is not None and job.running:
-        retrain_progress(job.job_id)
+        job_progress(job.job_id, "Retraining")
     elif not analyst:
         st.info("Type your name in the sidebar to retrain and promote (both are logged with it).")
     else:

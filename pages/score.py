@@ -9,6 +9,7 @@ from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.event_form import TIER_COLOURS, EventSource, FormField
 from fraudcore.registry import list_models
 from fraudcore.scoring import EventValidationError, Scorer
+from pages.progress import job_progress
 
 TIERS = ["high", "medium", "low"]
 FILE_SOURCES = ["Upload a file", "Path on the server"]
@@ -118,16 +119,6 @@ def single_event(scorer: Scorer) -> None:
         show_scored(scorer, result[1])
 
 
-@st.fragment(run_every=1.0)
-def batch_progress(job_id: str) -> None:
-    job = runtime.current().jobs.get(job_id)
-    if job is None:
-        return
-    if not job.running:
-        st.rerun()
-    st.progress(job.fraction, text=job.message or "Starting…")
-
-
 def batch_input() -> tuple[Path, str] | None:
     kind = st.radio("File", FILE_SOURCES, horizontal=True, key="batch_source", label_visibility="collapsed")
     if kind == FILE_SOURCES[0]:
@@ -199,7 +190,7 @@ def batch_file(scorer: Scorer) -> None:
         return
     st.caption(f"Scoring {job.name} ({job.seconds:.0f} s)")
     if job.running:
-        batch_progress(job.job_id)
+        job_progress(job.job_id, "Scoring")
     elif job.status == "failed":
         st.error(f"Scoring failed: {job.error}")
     else:

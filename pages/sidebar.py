@@ -5,17 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fraudcore import first_run, overview, runtime
-
-
-@st.fragment(run_every=1.0)
-def first_run_progress(job_id: str) -> None:
-    """The first run's progress bar, refreshed every second; the whole app reruns once it has finished."""
-    job = runtime.current().jobs.get(job_id)
-    if job is None:
-        return
-    if not job.running:
-        st.rerun()
-    st.progress(job.fraction, text=job.message or "Setting up the workbench…")
+from pages.progress import job_progress
 
 
 @st.fragment(run_every=5.0)
@@ -54,6 +44,6 @@ def render_sidebar() -> None:
 
         if job is not None and job.running:
             st.markdown("**First run**")
-            first_run_progress(job.job_id)
+            job_progress(job.job_id, "Setting up")
         elif job is not None and job.status == "failed":
             st.error(f"The first run failed: {job.error}. See Home for what to do.")

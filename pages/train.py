@@ -25,6 +25,7 @@ from fraudcore.train_setup import (
 )
 from fraudcore.training import TrainRequest
 from fraudcore.tuning import OBJECTIVE_LABELS
+from pages.progress import job_progress
 
 SPLIT_LABELS = {"time": "By time (recommended)", "dates": "By dates", "random": "Random (optimistic)"}
 TARGETS = {"precision": (0.9, 0.01, 1.0, 0.01), "recall": (0.8, 0.01, 1.0, 0.01),
@@ -48,18 +49,6 @@ def event_frame(path: str, modified: float, spec_json: str, _opened: OpenedDatas
 def preview(path: str, modified: float, spec_json: str, plan_json: str, _frame) -> timeline.SplitPreview:
     """Where the split plan falls on the timeline, cached per dataset version, spec and plan."""
     return timeline.split_preview(_frame, SplitPlan.model_validate_json(plan_json))
-
-
-@st.fragment(run_every=1.0)
-def training_progress(job_id: str) -> None:
-    """The running job's progress bar, refreshed every second; the whole page reruns once the job has ended."""
-    job = runtime.current().jobs.get(job_id)
-    if job is None:
-        return
-    if not job.running:
-        st.rerun()
-    st.progress(job.fraction, text=f"Training **{job.name.removeprefix('train ')}**: {job.message or 'starting'} "
-                                   f"({job.seconds:.0f} s)")
 
 
 def suggest_new_id() -> None:
@@ -194,7 +183,7 @@ if st.button("Train", type="primary", disabled=plan is None or (job is not None 
         st.error(f"Cannot start training: {exc}")
 
 if job is not None and job.running:
-    training_progress(job.job_id)
+    job_progress(job.job_id, f"Training **{job.name.removeprefix('train ')}**")
 elif job is not None and job.status == "failed":
     st.error(f"Training **{job.name.removeprefix('train ')}** failed: {job.error}")
 elif job is not None:
