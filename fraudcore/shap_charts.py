@@ -71,7 +71,8 @@ def waterfall(expl_row: Explanation, max_features: int = 12) -> alt.LayerChart:
     tooltip = [alt.Tooltip("label:N", title="step"), alt.Tooltip("contribution:Q", format="+.3f"),
                alt.Tooltip("end:Q", title="log-odds after", format="+.3f"),
                alt.Tooltip("probability:Q", title="probability after", format=".1%")]
-    bars = alt.Chart().mark_bar().encode(x=alt.X("start:Q", title="log-odds (margin)"), x2="end:Q", y=y,
+    bars = alt.Chart().mark_bar().encode(x=alt.X("start:Q", title="log-odds (margin)", scale=alt.Scale(zero=False)),
+                                         x2="end:Q", y=y,
                                          color=color, tooltip=tooltip)
     ends = alt.FieldOneOfPredicate(field="kind", oneOf=["base", "final"])
     ticks = alt.Chart().mark_tick(thickness=3, size=18).encode(x="end:Q", y=y, color=color, tooltip=tooltip) \

@@ -131,3 +131,10 @@ def test_dependence_names_missing_values_and_unknown_features() -> None:
 def test_charts_refuse_an_empty_explanation() -> None:
     with pytest.raises(FraudcoreError, match="no rows"):
         importance(_random_explanation()[np.zeros(300, dtype=bool)])
+
+
+def test_waterfall_axis_does_not_force_zero():
+    """Typical fraud margins sit near -5: an axis pinned to zero would squeeze every bar into one corner."""
+    spec = waterfall(_random_explanation()[3]).to_dict()
+    scales = [layer["encoding"]["x"].get("scale") for layer in spec["layer"] if layer["mark"]["type"] == "bar"]
+    assert scales == [{"zero": False}]
