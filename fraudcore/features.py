@@ -25,6 +25,9 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 
 
+MAX_AMOUNT = 1e12  # batch features hold amounts as integer micro-units: larger amounts overflow them
+
+
 def parse_window(value: Window) -> timedelta:
     """A window as a positive timedelta, from a timedelta or text such as '1h', '7d', '30d'."""
     if isinstance(value, timedelta):

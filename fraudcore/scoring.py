@@ -20,7 +20,7 @@ import pandas as pd
 
 from fraudcore.errors import DataContractError, FraudcoreError, ModelArtifactError
 from fraudcore.explain import explain_records, record_reasons
-from fraudcore.features import FeatureConfig, history_lookback
+from fraudcore.features import MAX_AMOUNT, FeatureConfig, history_lookback
 from fraudcore.features_online import HistoryArrays, history_arrays, online_features, online_features_arrays
 from fraudcore.registry import ModelMetadata, champion_id, load_model, required_columns
 from fraudcore.thresholds import assign_tiers
@@ -28,7 +28,6 @@ from fraudcore.thresholds import assign_tiers
 __all__ = ["EventValidationError", "FrameHistory", "HistorySource", "ScoredEvent", "Scorer"]
 
 EXPLAINABLE = ("xgboost", "logreg")
-MAX_AMOUNT = 1e12  # batch features hold amounts as integer micro-units; one limit for both paths
 MAX_NUMBER = 3.0e38  # models read float32: larger magnitudes would become infinite
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from fraudcore.errors import DataContractError
+from fraudcore.features import MAX_AMOUNT
 from fraudcore.infer import column_profiles
 from fraudcore.loading import LoadedDataset, qident
 from fraudcore.spec import DatasetSpec
@@ -128,6 +129,9 @@ def _check_amount(ds: LoadedDataset, col: str) -> list[Problem | None]:
                  "remove refunds/reversals, or give this column the numeric role instead of amount"),
         _problem(ds, col, f"isinf({num}) OR isnan({num})", "non_finite", "{count} rows have infinite or NaN amounts",
                  "replace them with real amounts or drop those rows"),
+        _problem(ds, col, f"NOT isinf({num}) AND {num} > {MAX_AMOUNT:.0f}", "amount_too_large",
+                 f"{{count}} rows have amounts above {MAX_AMOUNT:,.0f}, more than features and scoring can hold",
+                 "check the unit (cents written as units, a card number in the amount column) or drop those rows"),
     ]
 
 

@@ -68,6 +68,11 @@ def test_duplicate_event_ids():
     assert p.rows == [2, 3, 5, 6] and p.count == 4 and "unique" in p.fix
 
 
+def test_amounts_too_large_for_features_and_scoring():
+    p = only(validate(load_frame(frame(amount=[10.0, 3e15, 30.0, 40.0, 50.0, 60.0])), SPEC), "amount_too_large")
+    assert p.column == "amount" and p.rows == [2] and p.severity == "error" and "unit" in p.fix
+
+
 def test_negative_amounts():
     p = only(validate(load_frame(frame(amount=[10.0, -5.0, 30.0, 40.0, 50.0, 60.0])), SPEC), "negative_amount")
     assert p.rows == [2] and p.values == ["'-5.0'"]
