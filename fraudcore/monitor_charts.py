@@ -16,7 +16,8 @@ def drift_chart(drift: pd.DataFrame, top: int = 15) -> alt.Chart:
     data = drift.head(top)[["rank", "feature", "psi", "level", "ks", "alert_share", "alert_influence"]]
     return alt.Chart(data).mark_bar().encode(
         x=alt.X("psi:Q", title="PSI (training reference vs live)"),
-        y=alt.Y("feature:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+        y=alt.Y("feature:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
+                  axis=alt.Axis(labelLimit=320)),  # feature names like customer_id__avg_amount_30d in full
         color=alt.Color("level:N", scale=LEVEL_COLOURS, title="Drift"),
         tooltip=["feature:N", alt.Tooltip("psi:Q", format=".3f"), alt.Tooltip("ks:Q", format=".3f"),
                  alt.Tooltip("alert_share:Q", format=".1%", title="top reason in alerts"),
