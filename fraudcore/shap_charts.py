@@ -22,6 +22,8 @@ RAISES, LOWERS, NEUTRAL = "#d62728", "#1f77b4", "#7f7f7f"
 MAX_POINTS = 5000  # Altair embeds data in the spec; it refuses more than 5,000 rows unless told otherwise
 
 
+FULL_NAMES = alt.Axis(labelLimit=320)  # feature names like customer_id__avg_amount_30d, not cut at 180 px
+
 def _display(value: object) -> str:
     """A value as it reads in a label: numbers with few digits, missing as 'missing'."""
     if value is None or value is pd.NA or (isinstance(value, float | np.floating) and np.isnan(value)):
@@ -65,7 +67,7 @@ def waterfall(expl_row: Explanation, max_features: int = 12) -> alt.LayerChart:
     frame["probability"] = expit(frame["end"])
     title = (f"fraud probability {expit(margin):.1%} (log-odds {margin:+.2f}) from a base of "
              f"{expit(base):.1%} ({base:+.2f})")
-    y = alt.Y("label:N", sort=alt.EncodingSortField("step", order="ascending"), title=None)
+    y = alt.Y("label:N", sort=alt.EncodingSortField("step", order="ascending"), title=None, axis=FULL_NAMES)
     color = alt.Color("kind:N", scale=alt.Scale(domain=["raises", "lowers", "base", "final"],
                                                 range=[RAISES, LOWERS, NEUTRAL, NEUTRAL]), legend=None)
     tooltip = [alt.Tooltip("label:N", title="step"), alt.Tooltip("contribution:Q", format="+.3f"),
@@ -111,7 +113,7 @@ def beeswarm(expl: Explanation, max_features: int = 15, max_points: int = MAX_PO
     return alt.Chart(frame, title=f"contributions of the {len(features)} strongest features ({n_rows:,} events)") \
         .mark_circle(size=14, opacity=0.6).encode(
             x=alt.X("contribution:Q", title="contribution (log-odds)"),
-            y=alt.Y("feature:N", sort=features, title=None), yOffset=alt.YOffset("jitter:Q"),
+            y=alt.Y("feature:N", sort=features, title=None, axis=FULL_NAMES), yOffset=alt.YOffset("jitter:Q"),
             color=color, tooltip=["feature:N", "value:N", alt.Tooltip("contribution:Q", format="+.3f")])
 
 
@@ -121,7 +123,7 @@ def importance(expl: Explanation, max_features: int = 20) -> alt.Chart:
     frame = pd.DataFrame({"feature": ranked.index, "mean_abs": ranked.to_numpy()})
     return alt.Chart(frame, title=f"mean |contribution| over {len(expl):,} events").mark_bar(color=RAISES).encode(
         x=alt.X("mean_abs:Q", title="mean |contribution| (log-odds)"),
-        y=alt.Y("feature:N", sort=list(frame["feature"]), title=None),
+        y=alt.Y("feature:N", sort=list(frame["feature"]), title=None, axis=FULL_NAMES),
         tooltip=["feature:N", alt.Tooltip("mean_abs:Q", format=".4f")])
 
 
