@@ -34,6 +34,17 @@ _EXPORTS = {
     "Explanation": "explain", "explain": "explain", "top_reasons": "reasons",
     "Scorer": "scoring", "FrameHistory": "scoring", "score_file": "batch",
     "Store": "store",
+    "Workbench": "runtime", "Jobs": "jobs",
+    "ingest": "ingest", "IngestResult": "ingest", "RecentHistory": "recent",
+    "start_feed": "feed", "ensure_feed": "feed", "FeedOptions": "feed",
+    "Poller": "poller", "PollerController": "poller", "start_poller": "poller",
+    "claim": "review", "release": "review", "assign": "review", "decide": "review", "reopen": "review",
+    "ReviewError": "review", "queue": "review_queue", "QueueFilter": "review_queue",
+    "case_detail": "review_detail", "similar_cases": "review_similar", "export_labels": "review_export",
+    "build_reference": "reference", "feature_drift": "monitor", "score_drift": "monitor",
+    "threshold_replay": "monitor_compare", "shadow_agreement": "monitor_compare",
+    "get_shadow": "shadow", "set_shadow": "shadow",
+    "retrain": "retrain", "RetrainReport": "retrain", "promote_if_better": "retrain",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
