@@ -9,13 +9,13 @@ A failed job is not retried by itself; the page shows its error and offers ``ens
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from fraudcore.atomic import replacing
 from fraudcore.config import DEMO_ROWS, DEMO_SEED, Paths
 from fraudcore.errors import FraudcoreError
 from fraudcore.jobs import Job, ProgressFn
@@ -94,12 +94,8 @@ def run(paths: Paths, progress: ProgressFn | None = None) -> dict[str, Any]:
         rows = demo_rows()
         step = _stage(report, 0.0, split, f"Generating the demo dataset ({rows:,} events)")
         step(0.0)
-        tmp = paths.demo_dataset.with_name(f".{paths.demo_dataset.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
+        with replacing(paths.demo_dataset) as tmp:
             summary = generate_to_file(tmp, rows=rows, seed=DEMO_SEED, progress=step)
-            os.replace(tmp, paths.demo_dataset)
-        finally:
-            tmp.unlink(missing_ok=True)
         done["generated_rows"] = int(summary["rows"])
     model_id = todo.promote
     if todo.train:

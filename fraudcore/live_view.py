@@ -149,15 +149,16 @@ def live_status(workbench: Any) -> LiveStatus:
     controller = workbench.services.get("poller")
     handle = workbench.services.get("feed")
     serving = _serving(handle)
-    return LiveStatus(poller=controller.status() if controller is not None else None,
+    status = controller.status() if controller is not None else None
+    return LiveStatus(poller=status,
                       feed_url=handle.url if serving else None,
                       feed_options=handle.source.options if serving else None,
-                      feed_read=_read(handle, controller) if serving else None)
+                      feed_read=_read(handle, status) if serving else None)
 
 
-def _read(handle: FeedHandle, controller: PollerController | None) -> int | None:
+def _read(handle: FeedHandle, status: dict[str, Any] | None) -> int | None:
     """Events of the embedded feed before the poller's committed cursor (None: no poller on this feed)."""
-    status = controller.status() if controller is not None else {}
+    status = status or {}
     if status.get("url") != handle.url:
         return None
     try:

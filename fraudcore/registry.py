@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fraudcore.atomic import write_text_atomic
 from fraudcore.config import get_paths
 from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.metadata import (  # re-exported: the registry's public API includes the metadata record
@@ -56,19 +57,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, flush it to disk, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _model_class(algo: str) -> type:
@@ -320,7 +308,7 @@ def promote(model_id: str, root: Path | str | None = None, who: str = "cli", why
     record = ChampionRecord(model_id=model_id, promoted_at=datetime.now(UTC), by=who.strip(), why=why.strip(),
                             previous=previous)
     data = record.model_dump(mode="json")
-    write_atomic(root / CHAMPION_FILE, json.dumps(data, indent=2, ensure_ascii=False))
+    write_text_atomic(root / CHAMPION_FILE, json.dumps(data, indent=2, ensure_ascii=False))
     return data
 
 
@@ -336,6 +324,6 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
     except ValidationError as exc:
         raise FraudcoreError(f"a tier change needs who and why (non-empty): {exc.errors()[0]['msg']}") from None
     updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
-    write_atomic(folder / METADATA_FILE, updated.to_json())
-    write_atomic(folder / CARD_FILE, render_card(updated))
+    write_text_atomic(folder / METADATA_FILE, updated.to_json())
+    write_text_atomic(folder / CARD_FILE, render_card(updated))
     return updated

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraudcore.atomic import replacing, write_text_atomic
 from fraudcore.config import get_paths
 from fraudcore.dataset import OpenedDataset, open_dataset
 from fraudcore.errors import DataContractError, FraudcoreError, ModelArtifactError
@@ -118,13 +118,8 @@ def _original(path: str | Path, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with replacing(path) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -288,9 +283,7 @@ def promote_challenger(result: RetrainReport, who: str, root: Path | str | None 
     promoted = result.model_copy(update={"promoted": True})
     saved = Path(result.training_data).with_suffix(".report.json")
     if saved.is_file():
-        tmp = saved.with_suffix(".tmp")
-        tmp.write_text(promoted.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(saved)
+        write_text_atomic(saved, promoted.model_dump_json(indent=2))
     return promoted
 
 

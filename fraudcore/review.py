@@ -132,7 +132,8 @@ def _act(store: Store, case_id: int, analyst: str, action: str, note: str | None
     case_id = _case_id(case_id)
     if note is not None and len(note) > MAX_NOTE:
         raise ReviewError(f"case {case_id}: the note has {len(note)} characters; keep it under {MAX_NOTE}")
-    with store.transaction() as con:  # the store's lock + one transaction: a racing claim sees the first one's row
+    labels = action in FINAL or action == "reopen"  # the event's label changes: live features must see it
+    with store.transaction(events_changed=labels) as con:  # the store's lock: a racing claim sees the first one's row
         row = con.execute("SELECT status, assignee, event_id FROM cases WHERE case_id = ?", [case_id]).fetchone()
         if row is None:
             raise ReviewError(f"there is no case {case_id}; pick one from the review queue")

@@ -4,11 +4,11 @@ event fields, the model inputs its live score used, the label and when and by wh
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from fraudcore.atomic import replacing
 from fraudcore.review import DISPOSITIONS, FINAL, LAST_DISPOSITION_SQL, ReviewError
 from fraudcore.store import Store
 
@@ -57,13 +57,8 @@ def export_labels(store: Store, out_path: str | Path, label_column: str | None =
         raise ReviewError("no case has been decided as confirmed fraud or legitimate yet, so there are no labels "
                           "to export; decide some cases in the review queue first")
     label = label_column or store.keys.label or "label"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(out) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"path": str(out), "rows": len(frame), "confirmed_fraud": int(frame[label].sum()),
             "legitimate": int((frame[label] == 0).sum()), "label_column": label, "columns": len(frame.columns)}
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fraudcore.atomic import write_text_atomic
 from fraudcore.config import get_paths
 from fraudcore.errors import FraudcoreError, ModelArtifactError
-from fraudcore.registry import write_atomic
 
 __all__ = ["SHADOW_FILE", "SHADOW_LOG", "ShadowRecord", "clear_shadow", "get_shadow", "set_shadow", "shadow_log"]
 
@@ -59,7 +59,7 @@ def set_shadow(model_id: str, who: str, why: str = "", root: Path | str | None =
     if champion_id(folder) == model_id:
         raise FraudcoreError(f"{model_id!r} is the champion already; shadow a challenger (another model)")
     record = ShadowRecord(model_id=model_id, set_by=who, set_at=datetime.now(UTC), why=why.strip())
-    write_atomic(folder / SHADOW_FILE, record.model_dump_json(indent=2))
+    write_text_atomic(folder / SHADOW_FILE, record.model_dump_json(indent=2))
     _log(folder, "set", model_id, who, record.why)
     return record
 

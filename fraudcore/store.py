@@ -146,35 +146,26 @@ class Store:
         keys = self.keys
         fresh = _event_rows(events, keys)
         now = _utcnow()
-        with self._lock:
-            con = self._db()
-            con.execute("BEGIN TRANSACTION")
-            try:
-                known = self._known(con, fresh["event_id"])
-                if known:
-                    fresh = _take(fresh, [i for i, e in enumerate(fresh["event_id"]) if e not in known])
-                stored = len(fresh["event_id"])
-                if stored:
-                    self._insert(con, "events", {**{k: v for k, v in fresh.items() if k != "_pos"},
-                                                 "stored_at": now})
-                    self._insert(con, "event_entities", _entity_rows(events, fresh, keys))
-                    if scores is not None and len(scores):
-                        picked = _score_rows(scores, now, set(fresh["event_id"]))
-                        self._insert(con, "scores", picked)
-                        self._insert(con, "cases", _case_rows(picked, fresh, case_tiers, now))
-                if rejects:
-                    self._keep_rejects(con, rejects, source, now)
-                if cursor is not None:
-                    updated = con.execute("UPDATE feed_state SET cursor = ?, updated_at = ? WHERE feed = ?",
-                                          [cursor[1], now, cursor[0]]).fetchall()
-                    if not updated or not updated[0][0]:
-                        con.execute("INSERT INTO feed_state VALUES (?, ?, ?)", [cursor[0], cursor[1], now])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                self.generation += 1
+        with self.transaction(events_changed=True) as con:
+            known = self._known(con, fresh["event_id"])
+            if known:
+                fresh = _take(fresh, [i for i, e in enumerate(fresh["event_id"]) if e not in known])
+            stored = len(fresh["event_id"])
+            if stored:
+                self._insert(con, "events", {**{k: v for k, v in fresh.items() if k != "_pos"},
+                                             "stored_at": now})
+                self._insert(con, "event_entities", _entity_rows(events, fresh, keys))
+                if scores is not None and len(scores):
+                    picked = _score_rows(scores, now, set(fresh["event_id"]))
+                    self._insert(con, "scores", picked)
+                    self._insert(con, "cases", _case_rows(picked, fresh, case_tiers, now))
+            if rejects:
+                self._keep_rejects(con, rejects, source, now)
+            if cursor is not None:
+                updated = con.execute("UPDATE feed_state SET cursor = ?, updated_at = ? WHERE feed = ?",
+                                      [cursor[1], now, cursor[0]]).fetchall()
+                if not updated or not updated[0][0]:
+                    con.execute("INSERT INTO feed_state VALUES (?, ?, ?)", [cursor[0], cursor[1], now])
         return stored
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
@@ -238,21 +229,14 @@ class Store:
             raise FraudcoreError(f"set_labels needs columns event_id and label; missing {sorted(missing)}")
         frame = pd.DataFrame({"event_id": _ids(labels["event_id"]),
                               "label": pd.to_numeric(labels["label"]).astype("Int64")})
-        with self._lock:
-            con = self._db()
-            con.execute("BEGIN TRANSACTION")
+        with self.transaction(events_changed=True) as con:
+            con.register("new_labels", frame)
             try:
-                con.register("new_labels", frame)
                 changed = con.execute("UPDATE events SET label = n.label FROM new_labels n "
                                       "WHERE events.event_id = n.event_id "
                                       "AND events.label IS DISTINCT FROM n.label").fetchone()[0]
-                con.unregister("new_labels")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             finally:
-                self.generation += 1
+                con.unregister("new_labels")
         return int(changed)
 
     def known_ids(self, ids: Sequence[str]) -> set[str]:
@@ -304,17 +288,22 @@ class Store:
             return self._db().execute(sql, list(params or [])).df()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection inside BEGIN … COMMIT under the store's lock (ROLLBACK if the block raises)."""
+    def transaction(self, events_changed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection inside BEGIN … COMMIT under the store's lock (ROLLBACK if the block raises).
+        ``events_changed``: the block writes events or their labels, so ``generation`` moves on and in-memory copies
+        of the events (the live recent history) reload."""
         with self._lock:
             con = self._db()
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            finally:
+                if events_changed:
+                    self.generation += 1
 
     def _db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -365,15 +354,10 @@ class Store:
                         "applied_at TIMESTAMP NOT NULL)")
             have = _version_or_zero(con)
             for version, statements in enumerate(MIGRATIONS[have:], start=have + 1):
-                con.execute("BEGIN TRANSACTION")
-                try:
+                with self.transaction():
                     for statement in statements:
                         con.execute(statement)
                     con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
 
     def _empty_history(self) -> pd.DataFrame:
         keys = self.keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fraudcore import runtime
+from fraudcore.registry import promote
 from fraudcore.scoring import Scorer
 from fraudcore.simulate import generate, world_for_rows
 from fraudcore.training import TrainRequest, train
@@ -131,3 +134,12 @@ def raw_event(trained: Trained, i: int) -> dict:
     return trained.frame.drop(columns=["is_fraud", "fraud_scenario"]).iloc[i].to_dict()
 
 
+@pytest.fixture
+def champion_workbench(trained, isolated_paths):
+    """The process workbench over this test's paths, with the session model copied in and promoted to champion;
+    shut down afterwards (threads stopped, the DuckDB file released)."""
+    artifacts = isolated_paths / "artifacts"
+    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
+    promote(trained.model_id, artifacts)
+    yield runtime.current()
+    runtime.shutdown()

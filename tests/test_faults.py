@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,20 +18,15 @@ import pytest
 from fraudcore import runtime
 from fraudcore.feed import FeedOptions, start_feed
 from fraudcore.poller import Poller
-from fraudcore.registry import promote
 from fraudcore.simulate import continue_from, cursor_after, world_for_rows
 from fraudcore.store import Store
 from tests.conftest import REPO
 
 
 @pytest.fixture
-def champion(trained, isolated_paths):
+def champion(champion_workbench, trained):
     """The session model copied into this test's artifacts folder and promoted."""
-    artifacts = isolated_paths / "artifacts"
-    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
-    promote(trained.model_id, artifacts)
-    yield trained
-    runtime.shutdown()
+    return trained
 
 
 def _start(trained, options: FeedOptions):

@@ -4,7 +4,6 @@ eviction, foreign writes, and the one-transaction write of events, scores, reaso
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from datetime import timedelta
 
@@ -12,12 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudcore import runtime
 from fraudcore.features import FeatureConfig, feature_names
 from fraudcore.features_batch import build_features_frame
 from fraudcore.ingest import IngestResult, ingest
 from fraudcore.recent import RecentHistory
-from fraudcore.registry import promote
 from fraudcore.scoring import EventValidationError
 from fraudcore.store import EventKeys, Store
 
@@ -25,13 +22,8 @@ LEAK = ["fraud_scenario"]
 
 
 @pytest.fixture
-def workbench(trained, isolated_paths):
-    """The process workbench over tmp paths with the session model promoted to champion."""
-    artifacts = isolated_paths / "artifacts"
-    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
-    promote(trained.model_id, artifacts)
-    yield runtime.current()
-    runtime.shutdown()
+def workbench(champion_workbench):
+    return champion_workbench
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -5,7 +5,6 @@ started, restarted and stopped on a real workbench with every thread ended."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from datetime import datetime, timedelta
@@ -17,7 +16,6 @@ from fraudcore import live_view, runtime
 from fraudcore.errors import FeedError, ModelArtifactError
 from fraudcore.feed import FeedOptions
 from fraudcore.live_charts import tier_minutes_chart
-from fraudcore.registry import promote
 from fraudcore.simulate import world_for_rows, write_parquet
 from fraudcore.store import Store
 from tests.conftest import free_port
@@ -136,15 +134,10 @@ def test_tier_chart_stacks_tiers_in_their_colours_and_can_show_alerts_only(store
 # ---- the feed and the poller on a real workbench ----------------------------------------------------------------
 
 @pytest.fixture
-def workbench(trained, isolated_paths):
-    """The process workbench over tmp paths, the session model promoted, its events as the simulator demo data."""
-    artifacts = isolated_paths / "artifacts"
-    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
-    promote(trained.model_id, artifacts)
-    wb = runtime.current()
-    write_parquet(trained.frame, wb.paths.demo_dataset, world_for_rows(12_000, seed=5, days=10))
-    yield wb
-    runtime.shutdown()
+def workbench(champion_workbench, trained):
+    """The champion workbench with the session model's events as the simulator demo data."""
+    write_parquet(trained.frame, champion_workbench.paths.demo_dataset, world_for_rows(12_000, seed=5, days=10))
+    return champion_workbench
 
 
 def wait_for(check, what: str, tries: int = 200) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -15,20 +14,14 @@ import pytest
 from fraudcore import runtime
 from fraudcore.feed import FeedOptions, start_feed
 from fraudcore.poller import FeedRejected, Poller, start_poller
-from fraudcore.registry import promote
 from fraudcore.simulate import cursor_after, world_for_rows
 from fraudcore.store import Store
 from tests.conftest import REPO, free_port
 
 
 @pytest.fixture
-def workbench(trained, isolated_paths):
-    """The process workbench over tmp paths with the session model promoted to champion."""
-    artifacts = isolated_paths / "artifacts"
-    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
-    promote(trained.model_id, artifacts)
-    yield runtime.current()
-    runtime.shutdown()
+def workbench(champion_workbench):
+    return champion_workbench
 
 
 def _feed(trained, options: FeedOptions, port: int = 0):

@@ -200,8 +200,8 @@ def test_a_failure_mid_action_leaves_no_trace(store: Store, cases: dict[str, int
             return self.con.execute(sql, params)
 
     @contextmanager
-    def failing() -> Iterator[FailingLabels]:
-        with real() as con:
+    def failing(events_changed: bool = False) -> Iterator[FailingLabels]:
+        with real(events_changed) as con:
             yield FailingLabels(con)
 
     monkeypatch.setattr(store, "transaction", failing)
@@ -398,3 +398,16 @@ def test_cli_review_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert pd.read_parquet(out)["is_fraud"].tolist() == [1]
     assert main(["review", "export", "--db", str(tmp_path / "absent.duckdb"), "--out", str(out)]) == 2
     assert "no workbench store" in capsys.readouterr().err
+
+
+def test_label_changes_move_the_store_generation_so_live_history_reloads(store: Store, cases: dict[str, int]) -> None:
+    """The live recent history reloads when ``Store.generation`` moves: a disposition that sets or clears a label
+    must move it (or live risk features would miss analyst labels); a claim, which changes no event, need not."""
+    case = cases["e1"]
+    before = store.generation
+    claim(store, case, "ana")
+    assert store.generation == before
+    decide(store, case, "ana", "confirmed_fraud")
+    assert store.generation == before + 1 and labels(store)["e1"] == 1
+    reopen(store, case, "ana", "wrong card")
+    assert store.generation == before + 2 and labels(store)["e1"] is None
