@@ -1,8 +1,10 @@
 """Per-feature contributions in log-odds, one value object for one event or a batch, and plain-language reasons.
 
-XGBoost: exact TreeSHAP from the booster itself (``pred_contribs``, never ``approx_contribs``) on the same matrix
-``predict_numpy`` scores. Logistic regression: exact linear terms mapped back to the original columns. For both,
-``base_values + values.sum(axis=1)`` equals the model's margin (logit of ``predict_proba``).
+XGBoost: exact TreeSHAP (never the approximate Saabas ``approx_contribs``) on the same matrix ``predict_numpy``
+scores, from per-leaf tables (fraudcore.treeshap: 5–15× faster than the booster's own ``pred_contribs``, checked
+against it when built), or from ``pred_contribs`` for a booster the tables do not cover. Logistic regression: exact
+linear terms mapped back to the original columns. For both, ``base_values + values.sum(axis=1)`` equals the model's
+margin (logit of ``predict_proba``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy.special import expit
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.matrix import MatrixSpec
+from fraudcore.treeshap import TreeTables
 
 __all__ = ["Explanation", "Reason", "explain", "explain_records", "reason_text", "reasons_frame",
            "record_reasons", "top_reasons"]
@@ -69,23 +72,29 @@ class Explanation:
 
 
 class _TreeExplainer:
-    """A booster, its best iteration range and the matrix layout, kept per model so each call only predicts.
+    """A booster's TreeSHAP tables (or the booster, its best iteration range and a one-thread copy where the tables do
+    not cover it), kept per model so each call only computes.
 
-    A few rows run on a one-thread copy of the booster: on a busy machine, waking a thread pool for one event
-    costs ten times the TreeSHAP work itself. Batches use the model's booster and its threads.
+    On the ``pred_contribs`` path a few rows run on the one-thread copy: on a busy machine, waking a thread pool for
+    one event costs ten times the TreeSHAP work itself. Batches use the model's booster and its threads.
     """
 
     def __init__(self, model: Any) -> None:
         self.source = (model.booster_, model.best_iteration_, model.matrix_)
         self.booster, self.spec = model.booster_, model.matrix_
-        self.single = model.booster_.copy()
-        self.single.set_param({"nthread": 1})
         self.dtypes = {c: pd.CategoricalDtype(levels) for c, levels in self.spec.categorical.items()}
         self.iteration_range = (0, model.best_iteration_ + 1)
         self.types = ["q"] * self.spec.n_numeric + ["c"] * len(self.spec.categorical)
         self.nthread = int(getattr(model, "n_jobs", 0) or 0)
+        self.tables = TreeTables.build(self.booster, model.best_iteration_ + 1, self.types)
+        self.single = None
+        if self.tables is None:
+            self.single = model.booster_.copy()
+            self.single.set_param({"nthread": 1})
 
     def contributions(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.tables is not None:
+            return self.tables.contributions(A)
         few = len(A) <= SINGLE_THREAD_ROWS
         dmatrix = xgb.DMatrix(A, feature_names=self.spec.feature_names, feature_types=self.types,
                               enable_categorical=True, nthread=1 if few else self.nthread)

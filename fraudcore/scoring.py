@@ -248,8 +248,7 @@ class Scorer:
         """Exact top-``k`` reasons per record of model inputs (empty lists for a model without contributions)."""
         if not self.explainable or not records:
             return [[] for _ in records]
-        model = self._event_model if len(records) < 16 else self.model  # a batch of alerts: every thread helps
-        values, base, inputs = explain_records(model, list(records))
+        values, base, inputs = explain_records(self.model, list(records))  # one explainer per model, any batch size
         return [[asdict(r) for r in row] for row in record_reasons(values, base, inputs, self.feature_names,
                                                                    self.matrix.categorical, k, self.feature_config)]
 
