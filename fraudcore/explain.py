@@ -194,13 +194,14 @@ def explain(model: Any, X: Rows) -> Explanation:
     return Explanation(values, base, _inputs(spec, explainer.dtypes, A, index), list(spec.feature_names))
 
 
-def explain_records(model: Any, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray,
-                                                                                list[dict[str, Any]]]:
+def explain_records(model: Any, records: Sequence[Mapping[str, Any]], matrix: np.ndarray | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """``explain`` of records without building a DataFrame: contributions, base values and each row's inputs as a
-    dict (numbers as floats, categories as their label, None when unknown), the values ``Explanation.data`` holds."""
+    dict (numbers as floats, categories as their label, None when unknown), the values ``Explanation.data`` holds.
+    ``matrix``: the records' ``MatrixSpec.numpy`` when the caller has it already."""
     explainer = _explainer(model)
     spec = explainer.spec
-    A = spec.numpy(list(records))
+    A = spec.numpy(list(records)) if matrix is None else matrix
     if len(A):
         values, base = explainer.contributions(A)
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -232,8 +232,10 @@ class Scorer:
         k = _check_k(k)
         valid = self._validate_all(events)
         records = [{**ev, **self.features(ev, history)} for ev in valid]
-        scores, tiers = self.score_records(records)
-        reasons = self.reasons(records, k) if k > 0 else [[] for _ in records]
+        A = self.matrix.numpy(records)  # one matrix for the score and the reasons
+        scores = self._event_model.predict_numpy(A)
+        tiers = assign_tiers(scores, self.tiers)
+        reasons = self._reasons(records, k, A) if k > 0 else [[] for _ in records]
         return [ScoredEvent(event_id=ev.get(self.spec.event_id) if self.spec.event_id else None,
                             score=float(s), tier=str(t), model_id=self.model_id, reasons=r,
                             features={n: rec[n] for n in self.feature_names})
@@ -246,11 +248,16 @@ class Scorer:
 
     def reasons(self, records: Sequence[Mapping[str, Any]], k: int = 3) -> list[list[dict[str, Any]]]:
         """Exact top-``k`` reasons per record of model inputs (empty lists for a model without contributions)."""
+        return self._reasons(records, k)
+
+    def _reasons(self, records: Sequence[Mapping[str, Any]], k: int, A: np.ndarray | None = None,
+                 ) -> list[list[dict[str, Any]]]:
         if not self.explainable or not records:
             return [[] for _ in records]
-        values, base, inputs = explain_records(self.model, list(records))  # one explainer per model, any batch size
-        return [[asdict(r) for r in row] for row in record_reasons(values, base, inputs, self.feature_names,
-                                                                   self.matrix.categorical, k, self.feature_config)]
+        values, base, inputs = explain_records(self.model, list(records), A)  # one explainer per model, any size
+        return [[dict(vars(r)) for r in row] for row in record_reasons(values, base, inputs, self.feature_names,
+                                                                       self.matrix.categorical, k,
+                                                                       self.feature_config)]
 
     # ---- helpers ------------------------------------------------------------------------------------------------
 
