@@ -11,7 +11,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +25,9 @@ import pandas as pd
 from fraudcore.config import ENV_DB, get_paths
 from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.loading import qident
+from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch, commit_batches, keep_rejects
 
-__all__ = ["SCHEMA_VERSION", "EventKeys", "Store", "store_stats"]
+__all__ = ["CASE_TIERS", "SCHEMA_VERSION", "EventKeys", "Store", "WriteBatch", "store_stats"]
 
 MIGRATIONS: list[list[str]] = [
     [  # 1: events, their entity values, scores, quarantine, feed cursors, review cases and decisions
@@ -59,8 +60,6 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS scores_by_event ON scores (event_id)",
     ],
 ]
-CASE_TIERS = ("medium", "high")
-_FEW_ROWS = 16  # up to this many rows an insert binds values instead of scanning a registered frame
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _BUSY_HINT = ("stop the app (it owns the store) or point FRAUDCORE_DB elsewhere; "
@@ -95,6 +94,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, keys: EventKeys) -> None:
         self._con, self.path, self.read_only, self.keys = con, path, read_only, keys
         self._lock = threading.RLock()
+        self._generation_lock = threading.Lock()
         self.generation = 0  # bumped by every write_batch / set_labels: in-memory copies know when to reload
 
     @classmethod
@@ -143,30 +143,16 @@ class Store:
         """Store new events (by id), their scores, a review case for each new event whose (non-shadow) tier is in
         ``case_tiers``, the rejected records (payload, reason) and the feed cursor in ONE transaction; returns the
         events stored. Re-sending a batch stores nothing twice (rejects are kept once per payload and source)."""
-        keys = self.keys
-        fresh = _event_rows(events, keys)
-        now = _utcnow()
-        with self.transaction(events_changed=True) as con:
-            known = self._known(con, fresh["event_id"])
-            if known:
-                fresh = _take(fresh, [i for i, e in enumerate(fresh["event_id"]) if e not in known])
-            stored = len(fresh["event_id"])
-            if stored:
-                self._insert(con, "events", {**{k: v for k, v in fresh.items() if k != "_pos"},
-                                             "stored_at": now})
-                self._insert(con, "event_entities", _entity_rows(events, fresh, keys))
-                if scores is not None and len(scores):
-                    picked = _score_rows(scores, now, set(fresh["event_id"]))
-                    self._insert(con, "scores", picked)
-                    self._insert(con, "cases", _case_rows(picked, fresh, case_tiers, now))
-            if rejects:
-                self._keep_rejects(con, rejects, source, now)
-            if cursor is not None:
-                updated = con.execute("UPDATE feed_state SET cursor = ?, updated_at = ? WHERE feed = ?",
-                                      [cursor[1], now, cursor[0]]).fetchall()
-                if not updated or not updated[0][0]:
-                    con.execute("INSERT INTO feed_state VALUES (?, ?, ?)", [cursor[0], cursor[1], now])
-        return stored
+        batch = frames_batch(events, scores, self.keys, case_tiers)
+        batch.cursor, batch.rejects, batch.source = cursor, list(rejects), source
+        return self.commit([batch])[0]
+
+    def commit(self, batches: Sequence[WriteBatch],
+               on_commit: Callable[[int, int], None] | None = None) -> list[int]:
+        """Write ``batches`` (see ``fraudcore.store_write``) in ONE transaction; the events newly stored per batch.
+        ``on_commit(before, after)`` runs once it committed, as ``generation`` moves, under the generation lock."""
+        with self.transaction(events_changed=any(len(b) for b in batches), on_commit=on_commit) as con:
+            return commit_batches(con, batches, _utcnow())
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
         """Keep rejected records verbatim (JSON) with why and when; returns how many were kept."""
@@ -175,22 +161,37 @@ class Store:
         if not records:
             return 0
         with self.transaction() as con:
-            return self._keep_rejects(con, list(zip(records, reasons, strict=True)), source, _utcnow())
+            return keep_rejects(con, list(zip(records, reasons, strict=True)), source, _utcnow())
 
-    def _keep_rejects(self, con: duckdb.DuckDBPyConnection, rejects: Sequence[tuple[Any, str]], source: str,
-                      now: datetime) -> int:
-        """Insert rejected payloads not already quarantined from this source (a re-sent batch adds nothing)."""
-        payloads = [r if isinstance(r, str) else json.dumps(r, default=str, sort_keys=True) for r, _ in rejects]
-        frame = pd.DataFrame({"source": source, "reason": [str(why) for _, why in rejects], "payload": payloads,
-                              "received_at": now}).drop_duplicates(["payload"])
-        con.register("rejects_in", frame)
+    def in_step(self, generation: int | None) -> bool:
+        """Whether ``generation`` is the store's current one (read under the generation lock)."""
+        with self._generation_lock:
+            return generation == self.generation
+
+    @contextmanager
+    def exclusive(self) -> Iterator[int]:
+        """Hold the store's lock (no statement or commit runs meanwhile); yields the current generation."""
+        with self._lock:
+            with self._generation_lock:
+                generation = self.generation
+            yield generation
+
+    def auto_checkpoint(self, enabled: bool) -> None:
+        """Let DuckDB checkpoint by itself once the WAL passes 16 MB (its default), or only when asked."""
+        with self._lock:
+            self._db().execute(f"SET checkpoint_threshold = '{'16MB' if enabled else '1TB'}'")
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database file now."""
+        with self._lock:
+            self._db().execute("CHECKPOINT")
+
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log (0 when there is none)."""
         try:
-            fresh = con.execute("SELECT * FROM rejects_in r WHERE NOT EXISTS (SELECT 1 FROM quarantine q "
-                                "WHERE q.source = r.source AND q.payload = r.payload)").df()
-        finally:
-            con.unregister("rejects_in")
-        self._insert(con, "quarantine", fresh, "source, reason, payload, received_at")
-        return len(fresh)
+            return self.path.with_name(self.path.name + ".wal").stat().st_size
+        except OSError:
+            return 0
 
     def cursor(self, feed: str) -> str | None:
         """The last cursor committed for this feed, or None."""
@@ -288,58 +289,34 @@ class Store:
             return self._db().execute(sql, list(params or [])).df()
 
     @contextmanager
-    def transaction(self, events_changed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, events_changed: bool = False,
+                    on_commit: Callable[[int, int], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """The connection inside BEGIN … COMMIT under the store's lock (ROLLBACK if the block raises).
         ``events_changed``: the block writes events or their labels, so ``generation`` moves on and in-memory copies
-        of the events (the live recent history) reload."""
+        of the events (the live recent history) reload; ``on_commit(before, after)`` runs as it moves after a
+        commit, under the generation lock (the store writer tells the histories that already hold the rows)."""
         with self._lock:
             con = self._db()
             con.execute("BEGIN TRANSACTION")
+            committed = False
             try:
                 yield con
                 con.execute("COMMIT")
+                committed = True
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
                 if events_changed:
-                    self.generation += 1
+                    with self._generation_lock:
+                        self.generation += 1
+                        if committed and on_commit is not None:
+                            on_commit(self.generation - 1, self.generation)
 
     def _db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             raise FraudcoreError(f"the store {self.path} is closed; open it again with Store.open()")
         return self._con
-
-    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | dict[str, Any],
-                columns: str | None = None) -> None:
-        """Insert a frame (or columns by name: lists, arrays or one value for every row) into ``table``."""
-        if isinstance(frame, dict):
-            n = max((len(v) for v in frame.values() if _is_column(v)), default=0)
-            columns = ", ".join(frame)
-            if 0 < n <= _FEW_ROWS:  # bound values: scanning a registered frame costs milliseconds per statement
-                values = [_plain_values(v, n) for v in frame.values()]
-                marks = ", ".join(["(" + ", ".join("?" * len(values)) + ")"] * n)
-                con.execute(f"INSERT INTO {table} ({columns}) VALUES {marks}", [v for row in zip(*values) for v in row])
-                return
-            frame = pd.DataFrame(frame, index=pd.RangeIndex(n))
-        if not len(frame):
-            return
-        con.register("incoming", frame)
-        try:
-            con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
-        finally:
-            con.unregister("incoming")
-
-    def _known(self, con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
-        """Which of these ids are stored (a short list by index lookups, a long one in one scan)."""
-        if not ids:
-            return set()
-        if len(ids) <= _FEW_ROWS:
-            found = con.execute(f"SELECT event_id FROM events WHERE event_id IN ({', '.join('?' * len(ids))})",
-                                ids).fetchall()
-        else:
-            found = con.execute("SELECT event_id FROM events WHERE event_id = ANY(?)", [ids]).fetchall()
-        return {i for (i,) in found}
 
     def _migrate(self) -> None:
         with self._lock:
@@ -389,8 +366,10 @@ def _busy_error(path: Path, exc: duckdb.IOException) -> FraudcoreError:
                           f"{_BUSY_HINT}")
 
 
-def _event_rows(events: pd.DataFrame, keys: EventKeys) -> dict[str, Any]:
-    """Typed key columns + raw JSON per event, one row per event id (first wins); ``_pos``: rows in ``events``."""
+def frames_batch(events: pd.DataFrame, scores: pd.DataFrame | None, keys: EventKeys,
+                 case_tiers: Sequence[str] = CASE_TIERS) -> WriteBatch:
+    """A ``WriteBatch`` from DataFrames: events (any raw columns; the first row of an id wins, kept as raw JSON) and
+    score rows (event_id, model_id, score; optionally tier, reasons, features, shadow, scored_at)."""
     for column in (keys.event_id, keys.event_time):
         if column not in events.columns:
             raise FraudcoreError(f"the events have no {column!r} column (they have {list(events.columns)[:12]}); "
@@ -406,49 +385,46 @@ def _event_rows(events: pd.DataFrame, keys: EventKeys) -> dict[str, Any]:
         if keys.amount and keys.amount in events.columns else np.full(n, np.nan)
     label = pd.to_numeric(events[keys.label]).astype("Int64").array \
         if keys.label and keys.label in events.columns else pd.array([pd.NA] * n, dtype="Int64")
-    return {"event_id": [ids[p] for p in keep], "event_time": times[keep], "amount": amount[keep],
-            "label": label[keep], "raw": [raw[p] for p in keep], "_pos": keep}
+    kept = events.iloc[keep]
+    batch = WriteBatch([ids[p] for p in keep], times[keep], amount[keep], [_int_or_none(v) for v in label[keep]],
+                       [raw[p] for p in keep],
+                       {e: _ids(kept[e]) for e in keys.entities if e in kept.columns})
+    if scores is not None and len(scores):
+        part = _score_rows(scores)
+        batch.scores.append(part)
+        amounts = dict(zip(batch.event_id, batch.amount.tolist(), strict=True))
+        for event_id, tier, score, shadow in zip(part.columns["event_id"], part.columns["tier"],
+                                                 part.columns["score"].tolist(), part.columns["shadow"].tolist(),
+                                                 strict=True):
+            if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
+                for name, value in zip(("event_id", "tier", "risk", "amount"),
+                                       (event_id, tier, float(score), amounts.get(event_id)), strict=True):
+                    batch.cases[name].append(value)
+    return batch
 
 
-def _take(columns: dict[str, Any], rows: list[int]) -> dict[str, Any]:
-    """The given rows of every column."""
-    at = np.array(rows, dtype=np.int64)
-    return {k: [v[i] for i in rows] if isinstance(v, list) else v[at] for k, v in columns.items()}
-
-
-def _entity_rows(events: pd.DataFrame, fresh: dict[str, Any], keys: EventKeys) -> dict[str, Any]:
-    """The long (entity_key, event_time, event_id) rows of the newly stored events."""
-    kept = events.iloc[fresh["_pos"]]
-    entity_keys, at = [], []
-    for entity in keys.entities:
-        if entity in kept.columns:
-            for j, value in enumerate(_ids(kept[entity])):
-                if value is not None:
-                    entity_keys.append(f"{entity}={value}")
-                    at.append(j)
-    return {"entity_key": entity_keys, "event_time": fresh["event_time"][np.array(at, dtype=np.int64)],
-            "event_id": [fresh["event_id"][j] for j in at]}
-
-
-def _score_rows(scores: pd.DataFrame, now: datetime, fresh: set[str]) -> dict[str, Any]:
-    """The score rows of newly stored events, ready to insert."""
+def _score_rows(scores: pd.DataFrame) -> ScoreRows:
+    """Score rows from a frame, ready to insert."""
     missing = {"event_id", "model_id", "score"} - set(scores.columns)
     if missing:
         raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
-    ids = _ids(scores["event_id"])
-    rows = [i for i, e in enumerate(ids) if e in fresh]
-    at = np.array(rows, dtype=np.int64)
 
     def column(name: str, default: Any) -> list:
-        return scores[name].to_numpy(dtype=object)[at].tolist() if name in scores.columns else [default] * len(rows)
+        return scores[name].to_numpy(dtype=object).tolist() if name in scores.columns else [default] * len(scores)
 
-    shadow = scores["shadow"].fillna(False).astype(bool).to_numpy()[at] if "shadow" in scores.columns else \
-        np.zeros(len(rows), dtype=bool)
-    return {"event_id": [ids[i] for i in rows], "model_id": [str(m) for m in column("model_id", None)],
-            "score": pd.to_numeric(scores["score"]).to_numpy(dtype=float)[at], "tier": column("tier", None),
-            "reasons": [_json(r) for r in column("reasons", None)],
-            "features": [_json(f) for f in column("features", None)], "shadow": shadow,
-            "scored_at": pd.to_datetime(scores["scored_at"]).to_numpy()[at] if "scored_at" in scores.columns else now}
+    shadow = scores["shadow"].fillna(False).astype(bool).to_numpy() if "shadow" in scores.columns else \
+        np.zeros(len(scores), dtype=bool)
+    columns = {"event_id": _ids(scores["event_id"]), "model_id": [str(m) for m in column("model_id", None)],
+               "score": pd.to_numeric(scores["score"]).to_numpy(dtype=float), "tier": column("tier", None),
+               "reasons": [_json(r) for r in column("reasons", None)],
+               "features": [_json(f) for f in column("features", None)], "shadow": shadow}
+    if "scored_at" in scores.columns:
+        columns["scored_at"] = pd.to_datetime(scores["scored_at"]).to_numpy()
+    return ScoreRows(columns)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if _missing(value) else int(value)
 
 
 def _json(value: Any) -> str | None:
@@ -466,30 +442,6 @@ def _plain_number(value: Any) -> Any:
         value = value.item()
         return None if isinstance(value, float) and not np.isfinite(value) else value
     return str(value)
-
-
-def _case_rows(scores: dict[str, Any], fresh: dict[str, Any], tiers: Sequence[str], now: datetime) -> dict[str, Any]:
-    """One case per new event whose live (non-shadow) score falls in ``tiers``; risk is the score."""
-    amounts = dict(zip(fresh["event_id"], fresh["amount"].tolist(), strict=True))
-    opened: dict[str, int] = {}
-    for j, (event_id, tier, shadow) in enumerate(zip(scores["event_id"], scores["tier"], scores["shadow"],
-                                                     strict=True)):
-        if not shadow and tier in tiers and event_id not in opened:
-            opened[event_id] = j
-    rows = list(opened.values())
-    return {"event_id": list(opened), "tier": [scores["tier"][j] for j in rows],
-            "risk": [float(scores["score"][j]) for j in rows], "amount": [amounts.get(i) for i in opened],
-            "opened_at": now}
-
-
-def _is_column(value: Any) -> bool:
-    return isinstance(value, list | tuple | np.ndarray | pd.api.extensions.ExtensionArray | pd.Series)
-
-
-def _plain_values(column: Any, n: int) -> list:
-    """A column (or one value for all rows) as Python values, missing ones as None."""
-    values = (column.tolist() if not isinstance(column, list) else column) if _is_column(column) else [column] * n
-    return [None if _missing(v) else v for v in values]
 
 
 def _ids(values: pd.Series) -> list[str | None]:
