@@ -52,6 +52,10 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None, minutes: floa
         from fraudcore.batch import bench_score
 
         return {"bench": what, **bench_score(rows=rows), **machine()}
+    if what == "explain":
+        from fraudcore.bench_explain import bench_explain
+
+        return {"bench": what, **bench_explain(), **machine()}
     if what == "quality":
         return {"bench": what, "cases": quality(search_minutes=minutes), **machine()}
     if what == "api":
@@ -62,7 +66,8 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None, minutes: floa
         from fraudcore.cli import progress_line
 
         return bench_ingest(progress=progress_line("bench ingest"))
-    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features, score, quality, api or ingest")
+    raise FraudcoreError(f"unknown benchmark {what!r}; choose generate, features, score, explain, quality, api "
+                         "or ingest")
 
 
 def quality(search_minutes: float = 1.0, cases: list[str] | None = None,

@@ -319,9 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--db", help="DuckDB file (default: FRAUDCORE_DB or data/workbench.duckdb)")
     q.set_defaults(func=cmd_monitor_drift)
 
-    p = sub.add_parser("bench", help="benchmarks: generate, features, score (batch file), quality (real data), api "
-                       "(POST /api/score latency against the app on loopback) or ingest (live feed to the store)")
-    p.add_argument("what", choices=["generate", "features", "score", "quality", "api", "ingest"])
+    p = sub.add_parser("bench", help="benchmarks: generate, features, score (batch file), explain (TreeSHAP tables "
+                       "vs pred_contribs), quality (real data), api (POST /api/score latency against the app on "
+                       "loopback) or ingest (live feed to the store)")
+    p.add_argument("what", choices=["generate", "features", "score", "explain", "quality", "api", "ingest"])
     p.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (generate)")
     p.add_argument("--data", help="input file (features; default ../shared/data/handbook_raw.parquet)")
     p.add_argument("--search-minutes", type=float, default=1.0, help="search budget per model (quality)")
