@@ -58,7 +58,7 @@ def bench_explain(train_rows: int = 100_000, events: int = 5_000, single: int = 
     top_want = np.argsort(-np.abs(want[:, :-1]), axis=1)[:, :3]
     rows = A[:single]
     return {
-        "model": {"trees": n_trees, "leaves": len(tables.arrays["value"]), "inputs": len(scorer.feature_names),
+        "model": {"trees": n_trees, "leaves": len(tables.arrays["offset"]), "inputs": len(scorer.feature_names),
                   "table_mb": round(tables.arrays["table"].nbytes / 1e6, 1), "build_seconds": round(build_s, 3)},
         "max_abs_difference": float(np.abs(values - want[:, :-1]).max()),
         "base_difference": float(np.abs(base - want[:, -1]).max()),

@@ -7,9 +7,10 @@ for a leaf with value ``v`` whose path splits on the distinct features ``P`` (``
 
 where ``z_j`` is the product of the cover fractions of the path's splits on ``j`` and ``o_j`` is 1 when the row
 follows the path at every split on ``j`` (else 0). As ``o`` is 0/1, the sum depends only on which of the path's
-features the row follows — a bit mask — so it is tabulated per leaf and position when the model loads
-(``d·2^(d−1)`` numbers per leaf, ~15 MB for a default model) and explaining a row is one pass of split tests and a
-table lookup per leaf and position (the idea of FastTreeSHAP v2, Yang 2021), compiled with numba.
+features the row follows — a bit mask — so each leaf's contributions are tabulated per mask when the model
+loads (``d·2^d`` numbers per leaf, ~11 MB for a default model of 279 trees), and explaining a row is one pass of
+split tests and one lookup of ``d`` adjacent numbers per leaf (the idea of FastTreeSHAP v2, Yang 2021), compiled
+with numba.
 
 The tables are checked against the booster's own ``pred_contribs`` on probe rows around every split when they are
 built. A booster they do not cover (multi-class, several trees per round, paths with more than
@@ -81,9 +82,9 @@ class TreeTables:
 
     def _chunk(self, A: np.ndarray, out: np.ndarray) -> None:
         a = self.arrays
-        _explain(A, a["internal"], a["feature"], a["threshold"], a["default_left"],
-                 a["category_row"], a["right_codes"], a["value"], a["slot_node"], a["slot_left"], a["slot_position"],
-                 a["n_slots"], a["position_feature"], a["zero"], a["offset"], a["n_positions"], a["table"], out)
+        _explain(A, a["internal"], a["feature"], a["threshold"], a["default_left"], a["category_row"],
+                 a["right_codes"], a["slot_node"], a["slot_left"], a["slot_bit"], a["n_slots"], a["position_feature"],
+                 a["offset"], a["n_positions"], a["table"], out)
 
     def _agrees(self, booster: xgb.Booster, n_trees: int, feature_types: list[str] | None) -> bool:
         """The booster's own pred_contribs on probe rows around every split equals these tables' values."""
@@ -121,11 +122,12 @@ class TreeTables:
 
 
 @numba.njit(cache=True, nogil=True)
-def _explain(A, internal, feature, threshold, default_left, category_row, right_codes, value, slot_node, slot_left,
-             slot_position, n_slots, position_feature, zero, offset, n_positions, table, out):  # pragma: no cover
+def _explain(A, internal, feature, threshold, default_left, category_row, right_codes, slot_node, slot_left,
+             slot_bit, n_slots, position_feature, offset, n_positions, table, out):  # pragma: no cover
     """Add each leaf's tabulated contributions to ``out`` for every row of ``A`` (compiled; see the module).
 
-    Split tests first for every row, then leaf by leaf over the rows, so a leaf's table stays in cache."""
+    Split tests first for every row, then leaf by leaf over the rows: a leaf's block of the table stays in cache
+    for a batch, and one row reads one cache line of it (the ``d`` numbers for the row's mask sit together)."""
     n, width = A.shape[0], right_codes.shape[1]
     goes_left = np.zeros((len(feature), n), dtype=np.bool_)
     for node in internal:
@@ -139,20 +141,18 @@ def _explain(A, internal, feature, threshold, default_left, category_row, right_
             else:
                 goes_left[node, r] = x < threshold[node]
     masks = np.empty(n, dtype=np.int64)
-    for leaf in range(len(value)):
-        d, v = n_positions[leaf], value[leaf]
+    for leaf in range(len(offset)):
+        d = n_positions[leaf]
         masks[:] = (1 << d) - 1
         for k in range(n_slots[leaf]):
-            node, side, bit = slot_node[leaf, k], slot_left[leaf, k], 1 << slot_position[leaf, k]
+            node, side, bit = slot_node[leaf, k], slot_left[leaf, k], slot_bit[leaf, k]
             for r in range(n):
                 if goes_left[node, r] != side:
                     masks[r] &= ~bit
-        for p in range(d):
-            f, z, start, low = position_feature[leaf, p], zero[leaf, p], offset[leaf, p], (1 << p) - 1
-            for r in range(n):
-                mask = masks[r]
-                others = (mask & low) | ((mask >> (p + 1)) << p)
-                out[r, f] += v * (((mask >> p) & 1) - z) * table[start + others]
+        for r in range(n):
+            start = offset[leaf] + masks[r] * d
+            for p in range(d):
+                out[r, position_feature[leaf, p]] += table[start + p]
 
 
 def _flatten(trees: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], float] | None:
@@ -216,30 +216,37 @@ def _mean_value(node: int, left: list[int], right: list[int], cover: list[float]
 
 
 def _leaf_arrays(leaves: list[tuple]) -> dict[str, np.ndarray]:
-    """Per-leaf arrays padded to the deepest path, and the flat table of every leaf's subset sums."""
+    """Per-leaf arrays padded to the deepest path, and the flat table: per leaf, for each mask of followed path
+    features (2^d of them), each position's contribution v · (o_p − z_p) · Σ… (see the module), side by side."""
     n = len(leaves)
     depth = max((len(leaf[1]) for leaf in leaves), default=0) or 1
     width = max((len(leaf[5]) for leaf in leaves), default=0) or 1
-    out = {"value": np.array([leaf[0] for leaf in leaves], dtype=np.float64),
-           "slot_node": np.zeros((n, depth), dtype=np.int64), "slot_left": np.zeros((n, depth), dtype=np.bool_),
-           "slot_position": np.zeros((n, depth), dtype=np.int64), "n_slots": np.zeros(n, dtype=np.int64),
-           "position_feature": np.zeros((n, width), dtype=np.int64), "zero": np.zeros((n, width)),
-           "offset": np.zeros((n, width), dtype=np.int64), "n_positions": np.zeros(n, dtype=np.int64)}
+    out = {"slot_node": np.zeros((n, depth), dtype=np.int32), "slot_left": np.zeros((n, depth), dtype=np.bool_),
+           "slot_bit": np.zeros((n, depth), dtype=np.int32), "n_slots": np.zeros(n, dtype=np.int32),
+           "position_feature": np.zeros((n, width), dtype=np.int32), "offset": np.zeros(n, dtype=np.int64),
+           "n_positions": np.zeros(n, dtype=np.int32)}
+    value, zero = np.array([leaf[0] for leaf in leaves], dtype=np.float64), np.zeros((n, width))
     for i, (_, nodes, sides, positions, zeros, feats) in enumerate(leaves):
         k, d = len(nodes), len(feats)
-        out["slot_node"][i, :k], out["slot_left"][i, :k], out["slot_position"][i, :k] = nodes, sides, positions
-        out["position_feature"][i, :d], out["zero"][i, :d] = feats, zeros
+        out["slot_node"][i, :k], out["slot_left"][i, :k] = nodes, sides
+        out["slot_bit"][i, :k] = np.left_shift(1, np.asarray(positions, dtype=np.int32))
+        out["position_feature"][i, :d], zero[i, :d] = feats, zeros
         out["n_slots"][i], out["n_positions"][i] = k, d
     chunks, start = [np.zeros(1)], 1  # entry 0 is never read; it keeps the table non-empty
     for d in range(1, width + 1):
         rows = np.flatnonzero(out["n_positions"] == d)
         if not len(rows):
             continue
-        sums = _subset_sums(out["zero"][rows, :d])  # (len(rows), d, 2^(d-1))
-        block = 1 << (d - 1)
-        out["offset"][rows[:, None], np.arange(d)] = start + (np.arange(len(rows))[:, None] * d + np.arange(d)) * block
-        chunks.append(sums.reshape(-1))
-        start += sums.size
+        sums = _subset_sums(zero[rows, :d])  # (leaves, d, 2^(d-1)), indexed by the mask without position p
+        masks = np.arange(1 << d)
+        blocks = np.empty((len(rows), 1 << d, d))
+        for p in range(d):
+            bit = (masks >> p) & 1
+            others = (masks & ((1 << p) - 1)) | ((masks >> (p + 1)) << p)
+            blocks[:, :, p] = value[rows, None] * (bit[None, :] - zero[rows, p, None]) * sums[:, p, others]
+        out["offset"][rows] = start + np.arange(len(rows)) * blocks[0].size
+        chunks.append(blocks.reshape(-1))
+        start += blocks.size
     out["table"] = np.concatenate(chunks)
     return out
 
