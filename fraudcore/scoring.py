@@ -13,31 +13,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fraudcore.errors import DataContractError, FraudcoreError, ModelArtifactError
+from fraudcore.event_fields import MAX_NUMBER  # noqa: F401  (re-exported for batch)
+from fraudcore.event_fields import amount as _amount
+from fraudcore.event_fields import category as _category
+from fraudcore.event_fields import comparable_id as _comparable_id
+from fraudcore.event_fields import identifier as _identifier
+from fraudcore.event_fields import like as _like
+from fraudcore.event_fields import like_kind as _like_kind
+from fraudcore.event_fields import missing as _missing
+from fraudcore.event_fields import numeric as _numeric
+from fraudcore.event_fields import typed_time as _typed_time
 from fraudcore.explain import explain_records, record_reasons
-from fraudcore.features import MAX_AMOUNT, FeatureConfig, history_lookback
+from fraudcore.features import MAX_AMOUNT, FeatureConfig, history_lookback  # noqa: F401  (MAX_AMOUNT: batch)
 from fraudcore.features_online import HistoryArrays, history_arrays, online_features, online_features_arrays
+from fraudcore.history import FrameHistory, HistorySource, typed_times
 from fraudcore.registry import ModelMetadata, champion_id, load_model, required_columns
 from fraudcore.thresholds import assign_tiers
 
 __all__ = ["EventValidationError", "FrameHistory", "HistorySource", "ScoredEvent", "Scorer"]
 
 EXPLAINABLE = ("xgboost", "logreg")
-MAX_NUMBER = 3.0e38  # models read float32: larger magnitudes would become infinite
-
-
-class HistorySource(Protocol):
-    """Where the online path gets bounded history (the DuckDB store, or ``FrameHistory`` in memory)."""
-
-    def history(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> pd.DataFrame:
-        """Past events sharing any of these entity values with event time in [since, until] (naive UTC), with the
-        raw columns and the label (null when not yet known)."""
-        ...
 
 
 class EventValidationError(DataContractError):
@@ -48,70 +49,6 @@ class EventValidationError(DataContractError):
         fields = ", ".join(dict.fromkeys(e["field"] for e in self.errors))
         super().__init__(f"the event has {len(self.errors)} invalid field(s) ({fields}); fix them and resend",
                          [f"{e['field']}: {e['message']}" for e in self.errors])
-
-
-class FrameHistory:
-    """An in-memory ``HistorySource`` over a DataFrame of raw events (tests, batch files, demos).
-
-    The frame may hold the scored event itself when events carry ids (the features skip it, like later events); an
-    event without an id is taken as the newest, so give it only the rows before it.
-    """
-
-    def __init__(self, frame: pd.DataFrame, event_time: str = "event_time", *, time_unit: str = "timestamp",
-                 time_origin: datetime = datetime(1970, 1, 1), columns: Sequence[str] | None = None) -> None:
-        if event_time not in frame.columns:
-            raise DataContractError(f"the history frame has no time column {event_time!r} (it has "
-                                    f"{list(frame.columns)[:12]}); name its event time column")
-        if columns is not None:  # keep only what the features read: cheaper rows per lookup
-            frame = frame[[c for c in dict.fromkeys([event_time, *columns]) if c in frame.columns]]
-        stamps = _typed_times(frame[event_time], time_unit, time_origin)
-        order = np.argsort(stamps.to_numpy(), kind="stable")[: int(stamps.notna().sum())]  # by time; NaT dropped
-        frame = frame.iloc[order].reset_index(drop=True)
-        # numpy-backed text: per-event column access on arrow strings costs more than the features themselves
-        self.frame = frame.astype({c: object for c in frame.columns if pd.api.types.is_string_dtype(frame[c])})
-        self._us = stamps.to_numpy()[order].astype("datetime64[us]").astype(np.int64)
-        self._index: dict[str, dict[Any, np.ndarray]] = {}
-        self._arrays: dict[FeatureConfig, HistoryArrays | None] = {}
-
-    def history(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> pd.DataFrame:
-        """Rows whose entity columns match any given value, with event time in [since, until]."""
-        return self.frame.iloc[self.rows(entities, since, until)]
-
-    def rows(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> np.ndarray:
-        """Positions in ``frame`` (ascending) of the rows ``history`` returns."""
-        lo, hi = _us(since), _us(until)
-        picked = []
-        for column, value in entities.items():
-            if column in self.frame.columns and not _missing(value):
-                rows = self._positions(column, value)  # ascending, so in time order
-                t = self._us[rows]
-                picked.append(rows[np.searchsorted(t, lo, "left"):np.searchsorted(t, hi, "right")])
-        return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
-
-    def arrays(self, config: FeatureConfig) -> HistoryArrays | None:
-        """The whole frame as the online features' numpy columns (built once per config), or None where the
-        general path must run: a time column that is not already datetimes, or a column the features need is
-        absent."""
-        if config not in self._arrays:
-            needed = [c for c in config.columns if c != config.label]
-            fits = config.time_unit == "timestamp" and all(c in self.frame.columns for c in needed) and \
-                pd.api.types.is_datetime64_any_dtype(self.frame[config.event_time])
-            full = self.frame if not config.label or config.label in self.frame.columns else \
-                self.frame.assign(**{config.label: np.nan})
-            self._arrays[config] = history_arrays(full, config) if fits and len(full) else None
-        return self._arrays[config]
-
-    def _positions(self, column: str, value: Any) -> np.ndarray:
-        """Rows holding ``value`` in ``column`` (a digit string finds an integer id and vice versa)."""
-        if column not in self._index:
-            groups = self.frame.groupby(column, sort=False, dropna=True).indices
-            self._index[column] = {_key(k): v for k, v in groups.items()}
-        index, key = self._index[column], _key(value)
-        if key not in index and isinstance(key, str) and key.strip().lstrip("-").isdigit():
-            key = int(key)
-        elif key not in index and isinstance(key, int):
-            key = str(key)
-        return index.get(key, np.empty(0, dtype=np.int64))
 
 
 @dataclass
@@ -310,7 +247,7 @@ class Scorer:
             frame = self._empty_history
         else:
             if self.spec.time_unit == "seconds":
-                frame = frame.assign(**{cfg.event_time: _typed_times(frame[cfg.event_time], "seconds",
+                frame = frame.assign(**{cfg.event_time: typed_times(frame[cfg.event_time], "seconds",
                                                                      self.spec.time_origin)})
             if cfg.label and cfg.label not in frame.columns:
                 frame = frame.assign(**{cfg.label: np.nan})
@@ -319,139 +256,6 @@ class Scorer:
             frame = frame.assign(**{cfg.event_id: 0}) if len(frame) else frame
             event = {**event, cfg.event_id: 1}
         return frame, event
-
-
-# ---- field checks: each returns the typed value or raises ValueError with a message for the caller --------------
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool | np.bool_):
-        raise ValueError(f"expected a number, got the boolean {value!r}")
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got the text {value[:40]!r}") from None
-    raise ValueError(f"expected a number, got {type(value).__name__}")
-
-
-def _amount(value: Any) -> float:
-    if value is None or value is pd.NA:
-        return math.nan  # unknown amount: the features and the model treat it as missing, as in training
-    amount = _number(value)
-    if not math.isfinite(amount):
-        raise ValueError(f"amount must be finite, got {amount}")
-    if amount < 0:
-        raise ValueError(f"amount must be >= 0, got {amount:g} (refunds and reversals are not scored)")
-    if amount > MAX_AMOUNT:
-        raise ValueError(f"amount {amount:g} is too large; amounts up to {MAX_AMOUNT:g} can be scored")
-    return amount
-
-
-def _numeric(value: Any) -> float:
-    if _missing(value):
-        return math.nan
-    number = _number(value)
-    if math.isinf(number):
-        raise ValueError(f"expected a finite number (or null when unknown), got {number}")
-    if abs(number) > MAX_NUMBER:
-        raise ValueError(f"{number:g} is too large for the model (float32); send a value within ±{MAX_NUMBER:g}")
-    return number
-
-
-def _category(value: Any) -> str | None:
-    if _missing(value):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
-        return str(int(value))
-    raise ValueError(f"expected text (a category), got {type(value).__name__} {value!r}")
-
-
-def _identifier(value: Any) -> str | int | None:
-    if _missing(value):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
-        return int(value)
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return int(value)
-    raise ValueError(f"expected an id (text or integer), got {type(value).__name__} {value!r}")
-
-
-def _typed_time(value: Any, time_unit: str, origin: datetime) -> pd.Timestamp:
-    """One raw event time as a naive UTC Timestamp, the way the typed view reads it."""
-    if time_unit == "seconds":
-        seconds = _number(value)
-        if not math.isfinite(seconds):
-            raise ValueError(f"expected seconds since {origin:%Y-%m-%d}, got {seconds}")
-        return pd.Timestamp(origin) + pd.Timedelta(microseconds=math.floor(seconds * 1e6 + 0.5))
-    if isinstance(value, bool | int | float | np.number):
-        raise ValueError(f"expected a timestamp such as '2025-01-06T00:05:13', got the number {value!r}")
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot read {str(value)[:40]!r} as a time ({exc}); send ISO 8601 text such as "
-                         "'2025-01-06T00:05:13'") from None
-    if stamp is pd.NaT:
-        raise ValueError("event time is empty; send when the event happened")
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
-
-
-def _typed_times(values: pd.Series, time_unit: str, origin: datetime) -> pd.Series:
-    """A raw time column on the typed timeline (naive UTC datetimes; NaT where unreadable)."""
-    if time_unit == "seconds":
-        us = np.floor(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float) * 1e6 + 0.5)
-        return pd.Series(pd.Timestamp(origin) + pd.to_timedelta(us, unit="us"), index=values.index)
-    stamps = pd.to_datetime(values, errors="coerce")
-    return stamps.dt.tz_convert("UTC").dt.tz_localize(None) if stamps.dt.tz is not None else stamps
-
-
-def _us(moment: datetime) -> int:
-    stamp = pd.Timestamp(moment)
-    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
-    return stamp.value // 1000
-
-
-def _key(value: Any) -> Any:
-    """A lookup key that treats 7, 7.0 and numpy 7 alike."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return int(value)
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _like(column: pd.Series, value: Any) -> Any:
-    """An entity value in the history column's kind (a digit string for an integer column becomes an int)."""
-    return _like_kind(column.dtype, column.iloc[0] if len(column) else None, value)
-
-
-def _like_kind(dtype: Any, first: Any, value: Any) -> Any:
-    """``_like`` given the column's dtype and its first value."""
-    if isinstance(value, str) and pd.api.types.is_integer_dtype(dtype):
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if isinstance(value, int) and dtype == np.dtype(object) and isinstance(first, str):
-        return str(value)
-    return value
-
-
-def _comparable_id(value: Any, ids: np.ndarray) -> Any:
-    """The event id in the history ids' kind ("123" against integer ids is 123); None when the two cannot be ordered
-    (text against integers), which places the event after every same-time history row, as a missing id does."""
-    if _missing(value) or not len(ids):
-        return value
-    value = _like_kind(ids.dtype, ids[0], value)
-    numeric_ids = np.issubdtype(ids.dtype, np.number)
-    return value if isinstance(value, str) != numeric_ids else None
 
 
 def _role(spec: Any, column: str) -> str:
