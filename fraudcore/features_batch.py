@@ -154,7 +154,7 @@ def _source_columns(con: duckdb.DuckDBPyConnection, source: str, config: Feature
     return types
 
 
-def _plain_columns(con: duckdb.DuckDBPyConnection, typed: str) -> dict[str, str | None]:
+def plain_columns(con: duckdb.DuckDBPyConnection, typed: str) -> dict[str, str | None]:
     """The amount and label columns to sum apart (None: packed): not whole numbers, or too large to pack."""
     fits_amount, fits_label = con.execute(
         f"SELECT coalesce(sum(abs(CAST(__fc_amu AS HUGEINT))), 0) < {_PACK_LIMIT}, "
@@ -163,18 +163,25 @@ def _plain_columns(con: duckdb.DuckDBPyConnection, typed: str) -> dict[str, str 
     return {"amount": None if fits_amount else "__fc_amu", "label": None if fits_label else "__fc_y"}
 
 
-def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig,
-                   out: Path | None = None) -> duckdb.DuckDBPyRelation:
-    """Source rows plus point-in-time features, ordered by (time, id); written to Parquet at ``out`` if given."""
+def typed_sql(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig) -> tuple[str, dict[str, str]]:
+    """SQL of the source rows with the keys the windows read (__fc_key, __fc_t µs, __fc_amt, __fc_amu micro-units,
+    __fc_y label), after checking the source; and the source's column types."""
     types = _source_columns(con, source, config)
-    plan = feature_plan(config)
     amount = f"CAST({_q(config.amount)} AS DOUBLE)" if config.amount else "CAST(NULL AS DOUBLE)"
     label = f"coalesce(CAST({_q(config.label)} AS DOUBLE), 0)" if config.label else "0"
     typed = (f"SELECT *, {_q(config.event_id)} AS __fc_key, "
              f"{_time_us_sql(config, types[config.event_time])} AS __fc_t, {amount} AS __fc_amt, "
              f"CAST(floor({amount} * 1e6 + 0.5) AS BIGINT) AS __fc_amu, {label} AS __fc_y "
              f"FROM {_q(source)}")
-    plain = _plain_columns(con, typed)
+    return typed, types
+
+
+def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig,
+                   out: Path | None = None) -> duckdb.DuckDBPyRelation:
+    """Source rows plus point-in-time features, ordered by (time, id); written to Parquet at ``out`` if given."""
+    typed, types = typed_sql(con, source, config)
+    plan = feature_plan(config)
+    plain = plain_columns(con, typed)
     velocity = _pack_sql("NULL" if plain["amount"] else "__fc_amu", "__fc_amu")
     risk = _pack_sql("NULL" if plain["label"] else "CAST(__fc_y AS BIGINT)", "__fc_y")
     entities = list(dict.fromkeys([*config.entities, *config.risk_entities]))
