@@ -1,9 +1,12 @@
 """One path from raw records to stored, scored events, shared by the poller and ``POST /api/score``.
 
-Validate every record against the model's contract; leave out events already stored; compute point-in-time features
-from the workbench's in-memory recent history (an event sees stored events and the batch's events before it in
-(time, id) order, as in training); score; explain the alerts exactly; then write events, scores with their features,
-reasons, review cases, rejected records and the feed cursor in ONE store transaction (idempotent on event id).
+``prepare`` does the CPU work: validate every record against the model's contract; leave out events already stored
+or pending; compute point-in-time features from the workbench's in-memory recent history (an event sees stored and
+pending events and the batch's events before it in (time, id) order, as in training); score; explain the alerts
+exactly; and hold the new events in the recent history as pending. ``submit`` hands the batch to the workbench's store
+writer (``fraudcore.writer``), which writes events, scores with their inputs, reasons, review cases, rejected records
+and the feed cursor in ONE transaction (idempotent on event id), grouped with whatever else is queued. ``ingest``
+does both and waits for the commit.
 """
 
 from __future__ import annotations
@@ -13,33 +16,31 @@ import json
 import math
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import numpy as np
-import pandas as pd
 
 from fraudcore.errors import FraudcoreError
-from fraudcore.features import feature_names
-from fraudcore.loading import qident
-from fraudcore.recent import RecentHistory, Rows
+from fraudcore.ingest_rows import ScoredColumns, score_columns, write_batch
+from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 from fraudcore.shadow import get_shadow
 from fraudcore.store import Store
+from fraudcore.store_write import ScoreRows, WriteBatch
+from fraudcore.writer import Ticket
 
-__all__ = ["IngestResult", "check_records", "ingest"]
-
-SMALL_BATCH = 64  # up to this many events, model inputs go record by record (a frame costs more per column)
+__all__ = ["IngestResult", "Prepared", "cancel", "check_records", "ingest", "prepare", "submit"]
 
 
 @dataclass
 class IngestResult:
-    """What one ingest did: the valid records scored (input order), how many events were newly stored and how many
-    were already known, the rejected records (index, record, reason), counts per tier and the scoring model."""
+    """What one ingest did: the valid records scored (input order; built on first use), how many events were newly
+    stored (known once committed) and how many were already known, the rejected records (index, record, reason),
+    counts per tier and the scoring model."""
 
-    scored: list[ScoredEvent] = field(default_factory=list)
     stored: int = 0
     duplicates: int = 0
     rejected: list[tuple[int, Any, str]] = field(default_factory=list)
@@ -47,11 +48,30 @@ class IngestResult:
     model_id: str = ""
     shadow_model_id: str | None = None  # the challenger that also scored the new events
     shadow_error: str | None = None  # why the shadow challenger did not score them
+    _scored: list[ScoredEvent] | Callable[[], list[ScoredEvent]] = field(default_factory=list, repr=False)
+
+    @property
+    def scored(self) -> list[ScoredEvent]:
+        """The valid records scored, in input order (a duplicate gets its stored or pending score)."""
+        if callable(self._scored):
+            self._scored = self._scored()
+        return self._scored
 
     def summary(self) -> dict[str, Any]:
         """The counts as plain JSON (no per-event detail)."""
-        return {"model_id": self.model_id, "scored": len(self.scored), "stored": self.stored,
+        return {"model_id": self.model_id, "scored": sum(self.by_tier.values()), "stored": self.stored,
                 "duplicates": self.duplicates, "rejected": len(self.rejected), "by_tier": dict(self.by_tier)}
+
+
+@dataclass
+class Prepared:
+    """A prepared batch: the result so far, what to write, and the recent histories holding its events as pending."""
+
+    result: IngestResult
+    batch: WriteBatch
+    holders: frozenset = frozenset()
+    pending: list[tuple[RecentHistory, int]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # new event ids, answered from memory until committed
 
 
 def check_records(scorer: Scorer, records: Sequence[Any]) -> tuple[list[tuple[int, dict]], list[tuple[int, list]]]:
@@ -88,8 +108,19 @@ def check_records(scorer: Scorer, records: Sequence[Any]) -> tuple[list[tuple[in
 def ingest(workbench: Any, records: Sequence[Any], *, source: str, cursor: tuple[str, str] | None = None,
            strict: bool = False, k: int = 3, explain_tiers: Sequence[str] = ("medium", "high"),
            model_id: str | None = None, shadow: bool = True) -> IngestResult:
-    """Validate, deduplicate, feature, score, explain and store ``records`` in one transaction (see the module);
-    with ``shadow``, the shadow challenger (fraudcore.shadow) scores the new events too, in the same transaction.
+    """``prepare`` then ``submit`` ``records`` and wait until their transaction committed (see the module)."""
+    prepared = prepare(workbench, records, source=source, cursor=cursor, strict=strict, k=k,
+                       explain_tiers=explain_tiers, model_id=model_id, shadow=shadow)
+    prepared.result.stored = submit(workbench, prepared).wait()
+    return prepared.result
+
+
+def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tuple[str, str] | None = None,
+            strict: bool = False, k: int = 3, explain_tiers: Sequence[str] = ("medium", "high"),
+            model_id: str | None = None, shadow: bool = True) -> Prepared:
+    """Validate, deduplicate, feature, score and explain ``records``; the new events become pending in the recent
+    history until ``submit``'s commit (or ``cancel``). With ``shadow``, the shadow challenger (fraudcore.shadow)
+    scores the new events too, stored in the same transaction.
 
     ``strict`` (the API): any invalid record raises EventValidationError with fields like "[3].amount" and stores
     nothing. Otherwise (the poller) invalid records are quarantined with their reason in the same transaction."""
@@ -102,51 +133,135 @@ def ingest(workbench: Any, records: Sequence[Any], *, source: str, cursor: tuple
     rejected = [(i, records[i], "; ".join(f"{e['field']}: {e['message']}" for e in errors)) for i, errors in invalid]
     events = [event for _, event in valid]
     recent = workbench.history(scorer) if scorer.feature_config is not None else None
-    with _lock(workbench):  # one ingest at a time per process: the recent history follows the store's writes
-        first, fresh_rows, batch, features = _fresh(scorer, store, recent, events)
-        fresh = [events[j] for j in fresh_rows]
-        scored, inputs_json = _score(scorer, fresh, features, k, explain_tiers)
-        challenger = _shadow(workbench, scorer, store, fresh, features) if shadow else _Shadow()
-        before = store.generation
-        stored = store.write_batch(_events_frame(scorer, fresh, [records[valid[j][0]] for j in fresh_rows]),
-                                   _scores_frame(scored, inputs_json, challenger.scores), cursor=cursor,
-                                   rejects=[(r, why) for _, r, why in rejected], source=source)
-        for history, rows in ((recent, batch), challenger.pending):
-            if history is not None:
-                history.add(store, rows, before)
-    by_row = dict(zip(fresh_rows, scored, strict=True))
-    known = [j for j in range(len(events)) if first[j] == j and j not in by_row]
-    by_row.update(_stored_scores(scorer, store, {j: events[j] for j in known}, k))
-    result = [by_row[first[j]] for j in range(len(events))]
-    tiers: dict[str, int] = {}
-    for s in result:
-        tiers[s.tier] = tiers.get(s.tier, 0) + 1
-    return IngestResult(result, stored, len(events) - len(fresh), rejected, tiers, scorer.model_id,
-                        challenger.model_id, challenger.error)
+    live = _live(workbench)
+    pending: list[tuple[RecentHistory, int]] = []
+    with live.lock:  # one prepare at a time per process: the recent history follows every batch in order
+        try:
+            fresh = _fresh(scorer, store, recent, events, live, pending)
+            chosen = [events[j] for j in fresh.rows]
+            scored = score_columns(scorer, chosen, fresh.features, k, explain_tiers)
+            challenger = _shadow(workbench, scorer, store, chosen, fresh.features, pending) if shadow else _Shadow()
+        except BaseException:
+            for history, token in pending:
+                history.release(token)
+            raise
+        ids = [str(i) for i in scored.ids]
+        live.pending.update(zip(ids, ((scored, j) for j in range(len(ids))), strict=True))
+    batch = write_batch(scorer, chosen, [records[valid[j][0]] for j in fresh.rows], fresh.times, fresh.amounts,
+                        [scored.score_rows(), *challenger.parts])
+    batch.rejects, batch.source, batch.cursor = [(r, why) for _, r, why in rejected], source, cursor
+    known = {j: events[j] for j in range(len(events)) if fresh.first[j] == j and j not in fresh.position}
+    duplicates = _stored_scores(scorer, store, live, known, k)
+    tiers = Counter(scored.tiers)
+    for j, f in enumerate(fresh.first):
+        if f != j or f not in fresh.position:  # the new events are counted already
+            tiers[scored.tiers[fresh.position[f]] if f in fresh.position else duplicates[f].tier] += 1
+
+    def build() -> list[ScoredEvent]:
+        new = scored.events()
+        return [new[fresh.position[f]] if f in fresh.position else duplicates[f] for f in fresh.first]
+
+    result = IngestResult(0, len(events) - len(chosen), rejected, dict(tiers), scorer.model_id,
+                          challenger.model_id, challenger.error, build)
+    holders = frozenset(h for h, _ in pending)
+    return Prepared(result, batch, holders, pending, ids)
 
 
-_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
+def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None] | None = None) -> Ticket:
+    """Hand a prepared batch to the workbench's store writer; ``on_done(ticket)`` runs once it committed or failed
+    (on the writer's thread). If the writer refuses it, the batch is cancelled and the error raised."""
+    live = _live(workbench)
+
+    def done(ticket: Ticket) -> None:
+        prepared.result.stored = ticket.stored or 0
+        live.forget(prepared.ids)
+        if on_done is not None:
+            on_done(ticket)
+
+    try:
+        return workbench.writer().submit(prepared.batch, holders=prepared.holders, pending=prepared.pending,
+                                         on_done=done)
+    except BaseException:
+        cancel(workbench, prepared)
+        raise
 
 
-def _lock(workbench: Any) -> threading.RLock:
-    with _LOCKS_GUARD:
-        if workbench not in _LOCKS:
-            _LOCKS[workbench] = threading.RLock()
-        return _LOCKS[workbench]
+def cancel(workbench: Any, prepared: Prepared) -> None:
+    """Drop a prepared batch that will not be submitted (its pending events leave the recent history)."""
+    for history, token in prepared.pending:
+        history.release(token)
+    _live(workbench).forget(prepared.ids)
+
+
+# ---- per-workbench state: the prepare lock and the scores of events not committed yet ---------------------------
+
+class _Live:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.pending: dict[str, tuple[ScoredColumns, int]] = {}
+
+    def forget(self, ids: list[str]) -> None:
+        with self.lock:
+            for event_id in ids:
+                self.pending.pop(event_id, None)
+
+
+_LIVE: weakref.WeakKeyDictionary[Any, _Live] = weakref.WeakKeyDictionary()
+_LIVE_GUARD = threading.Lock()
+
+
+def _live(workbench: Any) -> _Live:
+    with _LIVE_GUARD:
+        if workbench not in _LIVE:
+            _LIVE[workbench] = _Live()
+        return _LIVE[workbench]
+
+
+@dataclass
+class _Fresh:
+    first: list[int]  # per event: the position of the first event with its id
+    rows: list[int]  # the events to store (first of their id, neither stored nor pending)
+    position: dict[int, int]  # event position -> row among the new ones
+    times: np.ndarray  # µs since the epoch of the new events
+    amounts: np.ndarray
+    features: np.ndarray
+
+
+def _fresh(scorer: Scorer, store: Store, recent: RecentHistory | None, events: list[dict], live: _Live,
+           pending: list[tuple[RecentHistory, int]]) -> _Fresh:
+    """The new events, their features, and (held in ``recent`` as pending) their rows."""
+    id_column, time_column = scorer.spec.event_id, scorer.spec.event_time
+    seen: dict[str, int] = {}
+    first = [seen.setdefault(str(ev[id_column]), j) for j, ev in enumerate(events)]
+    if recent is None:
+        unseen = [i for i in seen if i not in live.pending]
+        stored = store.known_ids(unseen) | {i for i in seen if i in live.pending}
+        rows = [j for j in range(len(events)) if first[j] == j and str(events[j][id_column]) not in stored]
+        times = np.array([events[j][time_column].value // 1000 for j in rows], dtype=np.int64)
+        amounts = np.array([_amount(events[j].get(scorer.spec.amount)) for j in rows], dtype=float)
+        return _Fresh(first, rows, {j: r for r, j in enumerate(rows)}, times, amounts, np.empty((len(rows), 0)))
+    recent.sync(store)
+    batch, amounts = recent.batch_rows(events)
+    unique = np.array([first[j] == j for j in range(len(events))], dtype=bool)
+    keep = np.flatnonzero(unique & ~recent.known(store, batch)) if len(events) else np.empty(0, dtype=np.int64)
+    rows = batch.take(keep)
+    features = recent.features(store, rows, amounts[keep])
+    pending.append((recent, recent.hold(rows)))
+    chosen = keep.tolist()
+    return _Fresh(first, chosen, {j: r for r, j in enumerate(chosen)}, rows.t, amounts[keep], features)
 
 
 @dataclass
 class _Shadow:
-    """The shadow challenger's score rows for a batch, the recent history to extend after the write, or why not."""
+    """The shadow challenger's score rows for a batch, or why not."""
 
-    scores: pd.DataFrame | None = None
-    pending: tuple[RecentHistory | None, Rows | None] = (None, None)
+    parts: list[ScoreRows] = field(default_factory=list)
     model_id: str | None = None
     error: str | None = None
 
 
-def _shadow(workbench: Any, scorer: Scorer, store: Store, events: list[dict], features: np.ndarray) -> _Shadow:
+def _shadow(workbench: Any, scorer: Scorer, store: Store, events: list[dict], features: np.ndarray,
+            pending: list[tuple[RecentHistory, int]]) -> _Shadow:
     """Score the new events with the shadow challenger, if one is set (its failure never stops the live path)."""
     try:
         record = get_shadow(workbench.paths.artifacts)
@@ -158,7 +273,7 @@ def _shadow(workbench: Any, scorer: Scorer, store: Store, events: list[dict], fe
             with contextlib.suppress(EventValidationError):  # an event its contract refuses gets no shadow score
                 challenger.validate_event(event)
                 keep.append(j)
-        chosen, pending = [events[j] for j in keep], (None, None)
+        chosen = [events[j] for j in keep]
         if challenger.feature_config == scorer.feature_config:
             inputs = features[keep]
         elif challenger.feature_config is None:
@@ -167,154 +282,49 @@ def _shadow(workbench: Any, scorer: Scorer, store: Store, events: list[dict], fe
             history = workbench.history(challenger)
             history.sync(store)
             rows, amounts = history.batch_rows(chosen)
-            inputs, pending = history.features(store, rows, amounts), (history, rows)
-        scored, inputs_json = _score(challenger, chosen, inputs, 0, ())
-        frame = _scores_frame(scored, inputs_json)
-        return _Shadow(None if frame is None else frame.assign(shadow=True), pending, challenger.model_id)
+            inputs = history.features(store, rows, amounts)
+            pending.append((history, history.hold(rows)))
+        scored = score_columns(challenger, chosen, inputs, 0, ())
+        return _Shadow([scored.score_rows(shadow=True)] if len(scored) else [], challenger.model_id)
     except FraudcoreError as exc:
         return _Shadow(error=f"shadow scoring skipped: {exc}")
 
 
-def _fresh(scorer: Scorer, store: Store, recent: RecentHistory | None,
-           events: list[dict]) -> tuple[list[int], list[int], Rows | None, np.ndarray]:
-    """For each event the position of the first event with its id; the positions of the events to store (first of
-    their id, not stored yet); those events as recent-history rows; and their features."""
-    id_column = scorer.spec.event_id
-    seen: dict[str, int] = {}
-    first = [seen.setdefault(str(ev[id_column]), j) for j, ev in enumerate(events)]
-    if recent is None:
-        stored = store.known_ids(list(seen))
-        rows = [j for j in range(len(events)) if first[j] == j and str(events[j][id_column]) not in stored]
-        return first, rows, None, np.empty((len(rows), 0))
-    recent.sync(store)
-    batch, amounts = recent.batch_rows(events)
-    unique = np.array([first[j] == j for j in range(len(events))], dtype=bool)
-    keep = np.flatnonzero(unique & ~recent.known(store, batch)) if len(events) else np.empty(0, dtype=np.int64)
-    fresh = batch.take(keep)
-    return first, keep.tolist(), fresh, recent.features(store, fresh, amounts[keep])
-
-
-def _score(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
-           explain_tiers: Sequence[str]) -> tuple[list[ScoredEvent], list[str]]:
-    """Scores, tiers, exact reasons for the tiers asked and the model inputs of each event, with the inputs as JSON."""
-    if not events:
-        return [], []
-    names = feature_names(scorer.feature_config) if scorer.feature_config is not None else []
-    if len(events) <= SMALL_BATCH:  # per-record inputs and JSON: no per-column frame or query overhead
-        rows = features.tolist()
-        where = {name: j for j, name in enumerate(names)}
-        inputs = [{c: row[where[c]] if c in where else ev.get(c) for c in scorer.feature_names}
-                  for ev, row in zip(events, rows, strict=True)]
-        scores, tiers = scorer.score_records(inputs)
-        inputs_json = _json_rows(scorer.feature_names, inputs)
-    else:
-        engineered = dict(zip(names, features.T, strict=True))
-        X = pd.DataFrame({c: engineered[c] if c in engineered else _column(c, events, scorer)
-                          for c in scorer.feature_names})
-        scores, tiers = scorer.score_records(X)
-        values = [X[c].tolist() for c in scorer.feature_names]
-        inputs = [dict(zip(scorer.feature_names, row, strict=True)) for row in zip(*values, strict=True)]
-        inputs_json = _json_frame(X)
-    tiers = tiers.astype(str).tolist()
-    explain = [j for j, t in enumerate(tiers) if t in explain_tiers] if k > 0 else []
-    reasons: dict[int, list] = dict(zip(explain, scorer.reasons([inputs[j] for j in explain], k), strict=True))
-    id_column = scorer.spec.event_id
-    scored = [ScoredEvent(event_id=ev[id_column], score=float(s), tier=t, model_id=scorer.model_id,
-                          reasons=reasons.get(j, []), features=inputs[j])
-              for j, (ev, s, t) in enumerate(zip(events, scores.tolist(), tiers, strict=True))]
-    return scored, inputs_json
-
-
-def _column(name: str, events: list[dict], scorer: Scorer) -> np.ndarray | list:
-    """A raw model input of every event: floats for numeric inputs, the values as sent for categories."""
-    values = [ev.get(name) for ev in events]
-    return values if name in scorer.matrix.categorical else np.array(values, dtype=float)
-
-
-_JSON = threading.local()
-
-
-def _json_frame(frame: pd.DataFrame) -> list[str]:
-    """Each row as a JSON object (exact numbers, NaN and missing as null), formatted by DuckDB in one pass."""
-    if not hasattr(_JSON, "con"):
-        _JSON.con = duckdb.connect()
-    con = _JSON.con
-    con.register("__rows", frame)
-    try:
-        fields = ", ".join(f"{qident(c)} := {qident(c)}" for c in frame.columns)
-        return [text for (text,) in con.execute(f"SELECT to_json(struct_pack({fields})) FROM __rows").fetchall()]
-    finally:
-        con.unregister("__rows")
-
-
-def _json_rows(names: list[str], rows: list[dict]) -> list[str]:
-    """Each row as a JSON object in ``names`` order, exactly as json.dumps writes it (NaN and inf as null)."""
-    template = "{" + ", ".join(json.dumps(n).replace("%", "%%") + ": %s" for n in names) + "}"
-    columns = []
-    for name in names:
-        values = [row[name] for row in rows]
-        try:
-            texts = list(map(float.__repr__, values))  # numbers: the repr json.dumps writes
-            if not all(map(math.isfinite, values)):
-                texts = [t if math.isfinite(v) else "null" for t, v in zip(texts, values, strict=True)]
-        except TypeError:  # text, missing values, anything not a float
-            texts = [json.dumps(None if _missing(v) or (isinstance(v, float) and not math.isfinite(v)) else v,
-                                default=_plain) for v in values]
-        columns.append(texts)
-    return [template % row for row in zip(*columns, strict=True)]
-
-
-def _events_frame(scorer: Scorer, events: list[dict], raw: list[Any]) -> pd.DataFrame:
-    """The events to store: typed values, values kept as sent (ints stay ints), the raw time where it is seconds."""
-    spec = scorer.spec
-    if not events:
-        return pd.DataFrame({spec.event_id: pd.Series(dtype=object), spec.event_time: pd.Series(dtype=object)})
-    frame = pd.DataFrame(events, dtype=object)
-    if spec.time_unit == "seconds":
-        frame[spec.event_time] = [r[spec.event_time] for r in raw]
-    else:
-        frame[spec.event_time] = pd.to_datetime(frame[spec.event_time].tolist())
-    return frame
-
-
-def _scores_frame(scored: list[ScoredEvent], inputs_json: list[str],
-                  shadow: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """Score rows to store (the live model's, then any shadow rows)."""
-    frame = None if not scored else pd.DataFrame({
-        "event_id": [s.event_id for s in scored], "model_id": [s.model_id for s in scored],
-        "score": [s.score for s in scored], "tier": [s.tier for s in scored],
-        "reasons": [json.dumps(s.reasons, default=_plain) for s in scored], "features": inputs_json, "shadow": False})
-    if shadow is None or frame is None:
-        return frame
-    return pd.concat([frame, shadow], ignore_index=True)
-
-
-def _stored_scores(scorer: Scorer, store: Store, events: dict[int, dict], k: int) -> dict[int, ScoredEvent]:
-    """The stored live score of events already stored (scored now, not stored, where none was kept)."""
+def _stored_scores(scorer: Scorer, store: Store, live: _Live, events: dict[int, dict],
+                   k: int) -> dict[int, ScoredEvent]:
+    """The live score of events already stored or pending (scored now, not stored, where none was kept)."""
     if not events:
         return {}
-    id_column = scorer.spec.event_id
-    ids = [str(ev[id_column]) for ev in events.values()]
-    wanted = f"IN ({', '.join('?' * len(ids))})" if len(ids) <= SMALL_BATCH else "= ANY(?)"  # few: index lookups
-    found = store.query("SELECT event_id, model_id, score, tier, reasons, features FROM scores "
-                        f"WHERE event_id {wanted} AND NOT coalesce(shadow, false) "
-                        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1",
-                        ids if len(ids) <= SMALL_BATCH else [ids])
-    rows = {r.event_id: r for r in found.itertuples(index=False)}
-    out = {}
-    for j, ev in events.items():
-        row = rows.get(str(ev[id_column]))
-        if row is None:
-            out[j] = scorer.score_event(ev, store, k)
-        else:
-            out[j] = ScoredEvent(ev[id_column], float(row.score), str(row.tier), str(row.model_id),
-                                 json.loads(row.reasons) if row.reasons else [],
-                                 json.loads(row.features) if row.features else {})
+    id_column, out = scorer.spec.event_id, {}
+    with live.lock:
+        for j, ev in events.items():
+            held = live.pending.get(str(ev[id_column]))
+            if held is not None:
+                out[j] = held[0].event(held[1])
+    ids = [str(ev[id_column]) for j, ev in events.items() if j not in out]
+    if ids:
+        few = len(ids) <= 64  # a few: index lookups
+        wanted = "IN (" + ", ".join("?" * len(ids)) + ")" if few else "= ANY(?)"
+        found = store.query("SELECT event_id, model_id, score, tier, reasons, features FROM scores "
+                            f"WHERE event_id {wanted} AND NOT coalesce(shadow, false) "
+                            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1",
+                            ids if few else [ids])
+        rows = {r.event_id: r for r in found.itertuples(index=False)}
+        for j, ev in events.items():
+            if j in out:
+                continue
+            row = rows.get(str(ev[id_column]))
+            if row is None:
+                out[j] = scorer.score_event(ev, store, k)
+            else:
+                out[j] = ScoredEvent(ev[id_column], float(row.score), str(row.tier), str(row.model_id),
+                                     json.loads(row.reasons) if row.reasons else [],
+                                     json.loads(row.features) if row.features else {})
     return out
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else str(value)
+def _amount(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _missing(value: Any) -> bool:

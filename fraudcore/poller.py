@@ -1,10 +1,13 @@
 """The poller: reads the live feed page by page and ingests each page in ONE store transaction with the feed cursor.
 
-At-least-once delivery (the cursor moves only with the page's events) plus idempotent writes (events by id, rejects by
-payload) means nothing is lost and nothing is stored twice, whatever fails or gets killed in between. Network errors,
-5xx answers and failed writes are counted and retried with exponential backoff and jitter; bad records are
-quarantined by ``ingest``, never dropped and never fatal. Runs as a thread owned by the app (``PollerController``,
-kept in ``Workbench.services["poller"]``) or as ``python -m fraudcore poll``.
+Pipelined: while the store writer commits page N, the poller fetches and prepares page N+1 (features, scores,
+reasons), and hands it over once page N has committed; if page N's write failed, page N+1 is dropped and reading
+resumes from the last committed cursor. At-least-once delivery (the cursor moves only with the page's events) plus
+idempotent writes (events by id, rejects by payload) means nothing is lost and nothing is stored twice, whatever
+fails or gets killed in between. Network errors, 5xx answers and failed writes are counted and retried with
+exponential backoff and jitter; bad records are quarantined by ``ingest``, never dropped and never fatal. Runs as a
+thread owned by the app (``PollerController``, kept in ``Workbench.services["poller"]``) or as
+``python -m fraudcore poll``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 import requests
 
 from fraudcore.errors import FeedError
-from fraudcore.ingest import ingest
+from fraudcore.ingest import IngestResult, Prepared, cancel, prepare, submit
+from fraudcore.writer import Ticket
 
 __all__ = ["FeedRejected", "Poller", "PollerController", "start_poller"]
 
@@ -32,18 +36,25 @@ class FeedRejected(FeedError):
 
 
 class Poller:
-    """Fetch a page after the stored cursor, ingest it with the next cursor, repeat; counts everything it sees."""
+    """Fetch a page after the last cursor read, prepare it, hand it to the store writer with the next cursor, repeat;
+    counts everything once committed. ``on_commit(status)`` (optional) runs on the writer's thread after each page
+    commits."""
 
     def __init__(self, workbench: Any, url: str, *, name: str | None = None, batch: int = 500,
                  model_id: str | None = None, timeout_s: float = 10.0, backoff_s: float = 0.2,
                  max_backoff_s: float = 5.0, idle_s: float = 0.5, poll_s: float = 0.2,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 on_commit: Callable[[dict], None] | None = None) -> None:
         self.workbench, self.url, self.model_id = workbench, url.rstrip("/"), model_id
         self.batch = max(MIN_BATCH, min(MAX_BATCH, int(batch)))
         self.timeout_s, self.backoff_s, self.max_backoff_s, self.idle_s = timeout_s, backoff_s, max_backoff_s, idle_s
         self.poll_s = poll_s  # how long the feed may hold a request with nothing new (long poll), then our pause
         self.session = session or requests.Session()
-        self.name, self.cursor, self._opened = name, None, False
+        self.name, self.cursor, self._opened = name, None, False  # cursor: the last one committed
+        self.on_commit = on_commit
+        self._read_cursor: str | None = None  # the last one read (ahead of ``cursor`` while a page is in flight)
+        self._read = 0  # records read
+        self._inflight: Ticket | None = None
         self._lock = threading.Lock()
         self.counts = {"events": 0, "stored": 0, "duplicates": 0, "quarantined": 0, "errors": 0, "batches": 0}
         self.by_tier: dict[str, int] = {}
@@ -62,33 +73,66 @@ class Poller:
                 self.name = str(self._get("/health", {}).get("feed") or self.url)
             except FeedRejected:  # a feed without /health: its URL names the cursor
                 self.name = self.url
-        self.cursor = self.workbench.store(self.workbench.scorer(self.model_id)).cursor(self.name)
+        self.cursor = self._read_cursor = self.workbench.store(self.workbench.scorer(self.model_id)).cursor(self.name)
         self._opened = True
 
     def step(self, limit: int | None = None) -> int:
-        """Fetch one page and ingest it; returns how many records it held (0: nothing new yet)."""
+        """Fetch one page, prepare it and hand it to the store writer once the page before has committed; returns
+        how many records it held (0: nothing new yet)."""
         params = {"limit": min(self.batch, limit or self.batch), "wait_ms": int(self.poll_s * 1000)}
-        if self.cursor:
-            params["after"] = self.cursor
+        if self._read_cursor:
+            params["after"] = self._read_cursor
         page = self._get("/events", params)
         records, following = page.get("events"), page.get("next")
         if not isinstance(records, list) or not isinstance(following, str):
             raise FeedError(f"the feed at {self.url} answered a page without an 'events' list and a 'next' cursor")
         lag = page.get("available") if isinstance(page.get("available"), int) else None
-        if records or following != self.cursor:
-            result = ingest(self.workbench, records, source=self.name, cursor=(self.name, following), strict=False,
-                            model_id=self.model_id)
+        if records or following != self._read_cursor:
+            prepared = prepare(self.workbench, records, source=self.name, cursor=(self.name, following),
+                               strict=False, model_id=self.model_id)
+            self.settle(prepared)
+            self._inflight = submit(self.workbench, prepared, on_done=lambda t: self._committed(
+                t, prepared.result, following, lag, len(records)))
+        else:
+            self.settle()
+            with self._lock:
+                self.lag = lag
+                self.counts["batches"] += 1
+        self._read_cursor = following
+        self._read += len(records)
+        return len(records)
+
+    def settle(self, following: Prepared | None = None) -> None:
+        """Wait for the page in flight; if its write failed, drop ``following`` (prepared against it) and read again
+        from the last committed cursor (FeedError)."""
+        ticket, self._inflight = self._inflight, None
+        if ticket is None:
+            return
+        ticket.done.wait()
+        if ticket.error is not None:
+            if following is not None:
+                cancel(self.workbench, following)
+            with self._lock:
+                self._read_cursor, self._read = self.cursor, self.counts["events"]
+            raise FeedError(f"the store did not take a page ({ticket.error}); reading again from cursor "
+                            f"{self.cursor}")
+
+    def _committed(self, ticket: Ticket, result: IngestResult, following: str, lag: int | None, n: int) -> None:
+        """A page's transaction is done (the writer's thread): count it, move the committed cursor."""
+        if ticket.error is not None:  # counted when the poller learns it (``settle``)
+            return
+        with self._lock:  # "lag 0" never shows while a page is still being written
+            self.cursor, self.lag = following, lag
+            self.counts["events"] += n
             self.counts["stored"] += result.stored
             self.counts["duplicates"] += result.duplicates
             self.counts["quarantined"] += len(result.rejected)
-            for tier, n in result.by_tier.items():
-                self.by_tier[tier] = self.by_tier.get(tier, 0) + n
-        with self._lock:  # after the ingest: "lag 0" never shows while this page is still being written
-            self.cursor, self.lag = following, lag
-            self.counts["events"] += len(records)
             self.counts["batches"] += 1
-            self._recent.append((time.monotonic(), len(records)))
-        return len(records)
+            for tier, count in result.by_tier.items():
+                self.by_tier[tier] = self.by_tier.get(tier, 0) + count
+            self._recent.append((time.monotonic(), n))
+        if self.on_commit is not None:
+            self.on_commit(self.status())
 
     def _get(self, path: str, params: dict) -> dict:
         try:
@@ -113,12 +157,12 @@ class Poller:
         errors are counted and retried with backoff, a FeedRejected ends the run."""
         idle_since = None
         while not stop.is_set():
-            if max_events is not None and self.counts["events"] >= max_events:
+            if max_events is not None and self._read >= max_events:
                 break
             try:
                 if not self._opened:
                     self.open()
-                left = None if max_events is None else max_events - self.counts["events"]
+                left = None if max_events is None else max_events - self._read
                 asked = time.monotonic()
                 got = self.step(left)
                 self._failures = 0
@@ -138,6 +182,10 @@ class Poller:
             if until_idle and time.monotonic() - idle_since >= self.idle_s:
                 break
             stop.wait(max(0.0, self.poll_s - (time.monotonic() - asked)))  # the feed may have held the request
+        try:
+            self.settle()  # the last page commits before the run ends
+        except FeedError as exc:
+            self._fail(exc)
         return self.status()
 
     def _fail(self, exc: BaseException) -> None:

@@ -1,174 +1,44 @@
 """Recent history for the live path: the stored events of the features' lookback as numpy columns, in step with the
-store, and the point-in-time features of a whole batch at once.
+store, plus the events prepared but not committed yet (pending), so the next batch sees them and dedupe knows them.
 
-The features are the definitions of ``fraudcore.features_online`` (training's, tested equal to the DuckDB batch path)
-computed for every event of a batch together: per entity, history and batch rows sorted by (value, time, id) with
-prefix sums, so each window is two binary searches. A batch event sees the stored events and the batch's own events
-that come before it in (time, id) order.
+Features for a whole batch come from ``fraudcore.recent_features`` (the definitions of ``fraudcore.features_online``).
+The store writer keeps a history in step: a commit of rows the history already holds moves its generation along with
+the store's (``advance``) and turns pending rows into stored ones (``settle``); a failed write drops them
+(``release``) and the history reloads. Any other write to the events (labels, another writer) makes it reload, and
+a reload puts the still-pending rows back.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fraudcore.errors import FraudcoreError
-from fraudcore.features import FeatureConfig, cached_plan, history_lookback, origin_us, to_us
+from fraudcore.features import FeatureConfig, history_lookback, origin_us, to_us
+from fraudcore.recent_features import Rows, batch_features, concat_rows, micro_units
 from fraudcore.store import Store
 
 __all__ = ["RecentHistory", "Rows", "batch_features"]
 
 DEFAULT_SLACK = timedelta(days=1)
 _FAR_PAST = -(2**62)
-_HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
-
-
-@dataclass
-class Rows:
-    """Events as the columns the features read: time (µs since the epoch), id, amount in micro-units (0 when unknown),
-    whether the amount is known, the label (unknown as 0) and per entity a value code (-1 when missing)."""
-
-    t: np.ndarray
-    ids: np.ndarray
-    amu: np.ndarray
-    known: np.ndarray
-    label: np.ndarray
-    codes: dict[str, np.ndarray]
-
-    def take(self, rows: np.ndarray | slice) -> Rows:
-        """The given rows."""
-        return Rows(self.t[rows], self.ids[rows], self.amu[rows], self.known[rows], self.label[rows],
-                    {e: c[rows] for e, c in self.codes.items()})
-
-
-def concat_rows(parts: Sequence[Rows]) -> Rows:
-    """Rows of ``parts`` one after the other."""
-    return Rows(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("t", "ids", "amu", "known", "label")),
-                {e: np.concatenate([p.codes[e] for p in parts]) for e in parts[0].codes})
-
-
-def _micro(amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Amounts as integer micro-units (rounded like the online path) and whether each is known."""
-    known = ~np.isnan(amounts)
-    return np.where(known, np.floor(np.where(known, amounts, 0) * 1e6 + 0.5), 0).astype(np.int64), known
-
-
-class _Groups:
-    """One entity's history and batch rows sorted by (value, time, id), prefix sums, and each batch row's place."""
-
-    def __init__(self, held: Rows, batch: Rows, entity: str, n_codes: int) -> None:
-        codes = batch.codes[entity]
-        self.rows = np.flatnonzero(codes >= 0)
-        wanted = np.zeros(n_codes + 1, dtype=bool)
-        wanted[codes[self.rows] + 1] = True
-        both = concat_rows([held.take(np.flatnonzero(wanted[held.codes[entity] + 1])), batch.take(self.rows)])
-        n_held = len(both.t) - len(self.rows)
-        start = int(both.t.min()) if len(both.t) else 0
-        rel = both.t - start
-        span = int(rel.max()) + 2 if len(rel) else 2
-        codes = both.codes[entity]
-        if n_codes >= 2**62 // span:  # keys (code, time) must fit 64 bits: renumber the values present
-            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
-            if len(codes) and int(codes.max()) >= 2**62 // span:
-                raise FraudcoreError("a batch spans too long a time for its entity values; send smaller batches")
-        key = codes * span + rel
-        order = np.lexsort((both.ids, key))
-        self.key, self.t = key[order], both.t[order]
-        zero = np.zeros(1, dtype=np.int64)
-        self.c_amu = np.concatenate([zero, np.cumsum(both.amu[order])])
-        self.c_known = np.concatenate([zero, np.cumsum(both.known[order], dtype=np.int64)])
-        self.c_label = np.concatenate([zero, np.cumsum(both.label[order])])
-        place = np.empty(len(order), dtype=np.int64)
-        place[order] = np.arange(len(order))
-        self.p = place[n_held:]  # rows before a batch event in its group: [group start, p)
-        self.base = key[n_held:] - rel[n_held:]
-        self.t0, self.rel0 = both.t[n_held:], rel[n_held:]
-        self.amu0, self.known0 = both.amu[n_held:], both.known[n_held:].astype(np.int64)
-
-    def first_after(self, back_us: int) -> np.ndarray:
-        """Per batch event: the first sorted position of its group with time > t0 - back_us."""
-        return np.searchsorted(self.key, self.base + np.maximum(self.rel0 - back_us, -1), "right")
-
-    def nb_tx(self, window_us: int) -> np.ndarray:
-        return (self.p - self.first_after(window_us) + 1).astype(float)
-
-    def avg_amount(self, window_us: int) -> np.ndarray:
-        lo = self.first_after(window_us)
-        total = self.c_amu[self.p] - self.c_amu[lo] + self.amu0
-        count = self.c_known[self.p] - self.c_known[lo] + self.known0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(count > 0, total.astype(float) / 1e6 / count, np.nan)
-
-    def secs_since_prev(self, span_us: int) -> np.ndarray:
-        has = self.p > self.first_after(span_us)
-        previous = self.t[np.maximum(self.p - 1, 0)]
-        return np.where(has, (self.t0 - previous).astype(float) / 1e6, np.nan)
-
-    def delayed(self, delay_us: int, window_us: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.first_after(delay_us + window_us), self.first_after(delay_us)
-        count = hi - lo
-        frauds = (self.c_label[hi] - self.c_label[lo]).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return count.astype(float), np.where(count > 0, frauds / count, 0.0)
-
-
-def _calendar(t: np.ndarray) -> dict[str, np.ndarray]:
-    hour = (t // _HOUR_US) % 24
-    dow = (t // _DAY_US + 3) % 7  # 1970-01-01 was a Thursday
-    return {"hour": hour.astype(float), "dow": dow.astype(float), "weekend": (dow >= 5).astype(float),
-            "night": (hour <= 6).astype(float)}
-
-
-def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig,
-                   n_codes: Mapping[str, int]) -> np.ndarray:
-    """The features (columns in ``feature_plan`` order) of each batch event from ``held`` history plus the batch
-    events before it in (time, id) order; ``amounts`` are the batch's amounts (NaN when unknown)."""
-    plan = cached_plan(config)
-    out = np.full((len(batch.t), len(plan)), np.nan)
-    if not len(batch.t):
-        return out
-    calendar, groups = _calendar(batch.t), {}
-    longest = to_us(config.windows[-1]) if config.windows else 0
-    delay = to_us(config.label_delay)
-    for j, f in enumerate(plan):
-        if f.entity is None:
-            out[:, j] = calendar[f.family]
-            continue
-        if f.entity not in groups:
-            groups[f.entity] = _Groups(held, batch, f.entity, n_codes[f.entity])
-        g = groups[f.entity]
-        window = to_us(f.window) if f.window is not None else longest
-        if f.family == "nb_tx":
-            value = g.nb_tx(window)
-        elif f.family == "avg_amount":
-            value = g.avg_amount(window)
-        elif f.family == "amount_ratio":
-            mean, amount = g.avg_amount(window), amounts[g.rows]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                value = np.where(np.isnan(amount) | np.isnan(mean) | (mean == 0), np.nan, amount / mean)
-        elif f.family == "secs_since_prev":
-            value = g.secs_since_prev(longest)
-        else:
-            count, share = g.delayed(delay, window)
-            value = count if f.family == "nb_tx_delay" else share
-        out[g.rows, j] = value
-    return out
 
 
 class RecentHistory:
-    """The stored events with time >= ``horizon`` as numpy columns, for one feature config and one store.
+    """The stored events with time >= ``horizon`` and the pending ones, as numpy columns, for one feature config and
+    one store.
 
-    ``sync`` reloads it when the store was written by anyone else (``Store.generation``); ``add`` appends a batch
-    the caller wrote; rows older than lookback + slack (and than the latest batch needs) are dropped in steps of a
-    quarter lookback, and a late batch reloads what it needs from the store.
-    Callers hold ``lock`` from ``sync`` to ``add``.
+    ``sync`` reloads it when the store was written by anyone else (``Store.generation``); ``hold`` appends a batch
+    about to be written (pending until the store writer ``settle``s or ``release``s it); ``add`` appends a batch the
+    caller just wrote itself. Rows older than lookback + slack (and than the latest batch needs) are dropped in steps
+    of a quarter lookback, and a late batch reloads what it needs from the store.
+    Callers hold ``lock`` from ``sync`` to ``hold`` / ``add``.
     """
 
     def __init__(self, config: FeatureConfig, slack: timedelta = DEFAULT_SLACK) -> None:
@@ -177,6 +47,8 @@ class RecentHistory:
         self.lookback_us, self.slack_us = to_us(history_lookback(config)), to_us(slack)
         self.generation: int | None = None
         self._store: weakref.ReferenceType[Store] | None = None
+        self._pending: dict[int, Rows] = {}  # token -> rows held but not committed yet
+        self._pending_lock, self._tokens = threading.Lock(), itertools.count(1)
         self._clear()
 
     def __len__(self) -> int:
@@ -196,15 +68,49 @@ class RecentHistory:
         return self._rows.take(slice(0, self._n))
 
     def sync(self, store: Store) -> None:
-        """Reload from ``store`` unless this already holds it as of its latest write."""
-        if self._store is not None and self._store() is store and self.generation == store.generation:
+        """Reload from ``store`` unless this already holds it as of its latest write (pending rows stay)."""
+        if self._store is not None and self._store() is store and store.in_step(self.generation):
             return
-        self._clear()
-        self._store, self.generation = weakref.ref(store), store.generation
-        newest = store.query("SELECT epoch_us(max(event_time)) FROM events").iloc[0, 0]
-        if not pd.isna(newest):
-            self.horizon = int(newest) - self.lookback_us - self.slack_us
-            self._load(store, self.horizon, None)
+        with store.exclusive() as generation:  # no commit between reading the generation and the rows
+            with self._pending_lock:
+                pending = {token: self._portable(rows) for token, rows in self._pending.items()}
+            self._clear()
+            self._store, self.generation = weakref.ref(store), generation
+            newest = store.query("SELECT epoch_us(max(event_time)) FROM events").iloc[0, 0]
+            if not pd.isna(newest):
+                self.horizon = int(newest) - self.lookback_us - self.slack_us
+                self._load(store, self.horizon, None)
+        rebuilt = {token: self._rebuild(*portable) for token, portable in pending.items()}
+        with self._pending_lock:
+            self._pending.update({t: rows for t, rows in rebuilt.items() if t in self._pending})
+        for rows in rebuilt.values():  # committed since the load or not: the load did not see them
+            self._append_new(rows)
+
+    def hold(self, rows: Rows) -> int:
+        """Append rows about to be written (pending: the next batch sees them, dedupe knows their ids); a token
+        for the store writer's ``settle`` / ``release``."""
+        self._append(rows)
+        with self._pending_lock:
+            token = next(self._tokens)
+            self._pending[token] = rows
+        self._maybe_compact()
+        return token
+
+    def advance(self, before: int, after: int) -> None:
+        """The store moved from generation ``before`` to ``after`` by writing rows this already holds."""
+        if self.generation == before:
+            self.generation = after
+
+    def settle(self, token: int) -> None:
+        """The pending rows of ``token`` are committed (stored rows now)."""
+        with self._pending_lock:
+            self._pending.pop(token, None)
+
+    def release(self, token: int) -> None:
+        """The pending rows of ``token`` were not written: forget them (reload on the next ``sync``)."""
+        with self._pending_lock:
+            self._pending.pop(token, None)
+            self.generation = None
 
     def invalidate(self) -> None:
         """Reload on the next ``sync``."""
@@ -215,7 +121,7 @@ class RecentHistory:
         cfg = self.config
         amounts = np.array([np.nan if cfg.amount is None or ev.get(cfg.amount) is None else float(ev[cfg.amount])
                             for ev in events], dtype=float)
-        amu, known = _micro(amounts)
+        amu, known = micro_units(amounts)
         labels = [ev.get(cfg.label) if cfg.label else None for ev in events]
         rows = Rows(np.array([ev[cfg.event_time].value // 1000 for ev in events], dtype=np.int64),
                     self._id_array([ev[cfg.event_id] for ev in events]), amu, known,
@@ -250,9 +156,7 @@ class RecentHistory:
             return
         self.generation = store.generation
         self._append(batch)
-        keep_from = min(self.newest - self.lookback_us - self.slack_us, self._need)  # late feeds keep their need
-        if keep_from - self.horizon > max(self.slack_us, self.lookback_us // 4):  # drop old rows in big steps
-            self._compact(keep_from)
+        self._maybe_compact()
 
     # ---- internals ------------------------------------------------------------------------------------------
 
@@ -273,7 +177,12 @@ class RecentHistory:
         return lookup[factor]
 
     def _load(self, store: Store, since_us: int, until_us: int | None) -> None:
-        """Append the stored events with time in [since_us, until_us)."""
+        """Append the stored events with time in [since_us, until_us) not held yet (and pending ones in a range)."""
+        if until_us is not None:
+            with self._pending_lock:
+                pending = list(self._pending.values())
+            for rows in pending:
+                self._append_new(rows.take(np.flatnonzero((rows.t >= since_us) & (rows.t < until_us))))
         cfg, margin = self.config, 1000  # the time column may round the raw time; filter exactly below
         fields = [cfg.event_id, *self.entities, *([cfg.event_time] if cfg.time_unit == "seconds" else [])]
         frame = store.raw_fields(fields, None if since_us <= _FAR_PAST else _stamp(since_us - margin),
@@ -289,11 +198,43 @@ class RecentHistory:
         frame, t = frame[keep], t[keep]
         integral = frame[f"{cfg.event_id}__type"].isin(["UBIGINT", "BIGINT"]).all()
         ids = frame[cfg.event_id].astype(np.int64).tolist() if integral else frame[cfg.event_id].tolist()
-        amu, known = _micro(frame["__amount"].to_numpy(dtype=float, na_value=np.nan))
+        amu, known = micro_units(frame["__amount"].to_numpy(dtype=float, na_value=np.nan))
         rows = Rows(t, self._id_array(ids), amu, known,
                     frame["__label"].fillna(0).to_numpy(dtype=np.int64),
                     {e: self._codes(e, _canonical(frame[e], frame[f"{e}__type"])) for e in self.entities})
+        self._append_new(rows)
+
+    def _append_new(self, rows: Rows) -> None:
+        """Append the rows whose id is not held yet."""
+        if self._n and len(rows.t):
+            rows = self._compatible(rows)
+            rows = rows.take(np.fromiter((i not in self._ids for i in rows.ids.tolist()), dtype=bool,
+                                         count=len(rows.t)))
         self._append(rows)
+
+    def _compatible(self, rows: Rows) -> Rows:
+        """Rows whose ids are of the held kind (text ids turn every id into text)."""
+        if rows.ids.dtype == object and not self._text_ids:
+            self._id_array(rows.ids.tolist())
+        if self._text_ids and rows.ids.dtype != object:
+            rows = Rows(rows.t, np.array([str(i) for i in rows.ids.tolist()], dtype=object), rows.amu, rows.known,
+                        rows.label, rows.codes)
+        return rows
+
+    def _portable(self, rows: Rows) -> tuple[Rows, dict[str, list]]:
+        """Rows with their entity values as text (codes change when the history reloads)."""
+        texts = {e: [*self._values[e], None] for e in self.entities}
+        return rows, {e: [texts[e][c] for c in rows.codes[e].tolist()] for e in self.entities}
+
+    def _rebuild(self, rows: Rows, values: dict[str, list]) -> Rows:
+        """Portable rows coded with the current values."""
+        return self._compatible(Rows(rows.t, rows.ids, rows.amu, rows.known, rows.label,
+                                     {e: self._codes(e, pd.Series(values[e], dtype=object)) for e in self.entities}))
+
+    def _maybe_compact(self) -> None:
+        keep_from = min(self.newest - self.lookback_us - self.slack_us, self._need)  # late feeds keep their need
+        if keep_from - self.horizon > max(self.slack_us, self.lookback_us // 4):  # drop old rows in big steps
+            self._compact(keep_from)
 
     def _append(self, rows: Rows) -> None:
         m = len(rows.t)
@@ -312,16 +253,20 @@ class RecentHistory:
         self.newest = max(self.newest, int(rows.t.max()))
 
     def _compact(self, horizon: int) -> None:
-        """Drop rows older than ``horizon`` and the values no kept row uses."""
+        """Drop rows older than ``horizon`` and the values no kept (or pending) row uses."""
         kept = self.rows.take(np.flatnonzero(self.rows.t >= horizon))
-        for e in self.entities:
-            used = np.unique(kept.codes[e])
-            used = used[used >= 0]
-            texts = np.array(list(self._values[e]), dtype=object)
-            self._values[e] = {t: i for i, t in enumerate(texts[used].tolist())}
-            remap = np.full(len(texts) + 1, -1, dtype=np.int64)
-            remap[used + 1] = np.arange(len(used))
-            kept.codes[e] = remap[kept.codes[e] + 1]
+        with self._pending_lock:
+            for e in self.entities:
+                pending = [rows.codes[e] for rows in self._pending.values()]
+                used = np.unique(np.concatenate([kept.codes[e], *pending]))
+                used = used[used >= 0]
+                texts = np.array(list(self._values[e]), dtype=object)
+                self._values[e] = {t: i for i, t in enumerate(texts[used].tolist())}
+                remap = np.full(len(texts) + 1, -1, dtype=np.int64)
+                remap[used + 1] = np.arange(len(used))
+                kept.codes[e] = remap[kept.codes[e] + 1]
+                for rows in self._pending.values():
+                    rows.codes[e] = remap[rows.codes[e] + 1]
         self._ids.difference_update(self.rows.ids[self.rows.t < horizon].tolist())
         self._rows, self._n, self.horizon = kept, len(kept.t), horizon
 

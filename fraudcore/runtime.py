@@ -88,6 +88,17 @@ class Workbench:
                 self._recent[config] = RecentHistory(config)
             return self._recent[config]
 
+    def writer(self) -> Any:
+        """The store writer (fraudcore.writer.StoreWriter) that commits the live path's batches, started on first use
+        as ``services["writer"]`` (stopped last on close, after whatever feeds it)."""
+        from fraudcore.writer import StoreWriter
+
+        with self._lock:
+            writer = self.services.get("writer")
+            if writer is None or not writer.running:
+                writer = self.services["writer"] = StoreWriter(self.store()).start()
+            return writer
+
     def store_is_open(self) -> bool:
         with self._lock:
             return self._store is not None
@@ -95,18 +106,27 @@ class Workbench:
     # ---- lifecycle ----------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the services (poller, feed), then close the store. Idempotent."""
+        """Stop the services (poller, feed, then the store writer, which commits what they handed it), then close
+        the store. Idempotent."""
+        with self._lock:  # the writer stays reachable while the poller finishes its page
+            first = {name: self.services.pop(name) for name in list(self.services) if name != "writer"}
+        for service in first.values():
+            _stop(service)
         with self._lock:
-            services, self.services = dict(self.services), {}
-        for service in services.values():
-            stop = getattr(service, "stop", None)
-            if callable(stop):
-                stop()
+            rest, self.services = dict(self.services), {}
+        for service in rest.values():
+            _stop(service)
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
             self._scorers.clear()
+
+
+def _stop(service: Any) -> None:
+    stop = getattr(service, "stop", None)
+    if callable(stop):
+        stop()
 
 
 _CURRENT: Workbench | None = None

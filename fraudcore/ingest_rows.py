@@ -1,0 +1,168 @@
+"""The columns the live path computes for a batch of new events: model inputs, scores, tiers and exact reasons
+(``ScoredColumns``), and the ``WriteBatch`` that stores them (events with their raw JSON, entity keys, score rows,
+review cases). Per-event Python is kept to what needs it: one JSON text per raw event, reasons for alerts only;
+``ScoredEvent`` objects are built when someone asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudcore.features import feature_names
+from fraudcore.scoring import ScoredEvent, Scorer
+from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch
+
+__all__ = ["SMALL_BATCH", "ScoredColumns", "score_columns", "write_batch"]
+
+SMALL_BATCH = 64  # up to this many events, model inputs go record by record (a frame costs more per column)
+
+
+@dataclass
+class ScoredColumns:
+    """One model's scores for some events: their ids (as sent), scores, tiers, reasons by row and model inputs
+    (name -> float array or list of texts, in the model's order)."""
+
+    model_id: str
+    ids: list[Any]
+    scores: np.ndarray
+    tiers: list[str]
+    reasons: dict[int, list]
+    inputs: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def event(self, row: int) -> ScoredEvent:
+        """Row ``row`` as a ScoredEvent."""
+        features = {name: _python(column[row]) for name, column in self.inputs.items()}
+        return ScoredEvent(self.ids[row], float(self.scores[row]), self.tiers[row], self.model_id,
+                           self.reasons.get(row, []), features)
+
+    def events(self) -> list[ScoredEvent]:
+        """Every row as a ScoredEvent."""
+        columns = [c.tolist() if isinstance(c, np.ndarray) else c for c in self.inputs.values()]
+        names = list(self.inputs)
+        rows = zip(*columns, strict=True) if columns else ([] for _ in self.ids)
+        return [ScoredEvent(i, s, t, self.model_id, self.reasons.get(j, []), dict(zip(names, row, strict=True)))
+                for j, (i, s, t, row) in enumerate(zip(self.ids, self.scores.tolist(), self.tiers, rows, strict=True))]
+
+    def score_rows(self, shadow: bool = False) -> ScoreRows:
+        """The rows to store (inputs written as JSON by the store)."""
+        reasons = [json.dumps(self.reasons[j], default=_plain) if j in self.reasons else "[]"
+                   for j in range(len(self))]
+        return ScoreRows({"event_id": [str(i) for i in self.ids], "model_id": self.model_id, "score": self.scores,
+                          "tier": self.tiers, "reasons": reasons, "shadow": shadow},
+                         {n: np.ascontiguousarray(c) if isinstance(c, np.ndarray) else c
+                          for n, c in self.inputs.items()})
+
+
+def score_columns(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
+                  explain_tiers: Sequence[str]) -> ScoredColumns:
+    """Model inputs (engineered ``features`` + the events' raw inputs), scores, tiers and exact top-``k`` reasons
+    for the rows whose tier is in ``explain_tiers``."""
+    names = feature_names(scorer.feature_config) if scorer.feature_config is not None else []
+    where = {name: j for j, name in enumerate(names)}
+    categorical = scorer.matrix.categorical
+    inputs: dict[str, Any] = {}
+    for c in scorer.feature_names:
+        if c in where:
+            inputs[c] = features[:, where[c]]
+        elif c in categorical:
+            inputs[c] = [ev.get(c) for ev in events]
+        else:
+            inputs[c] = np.array([np.nan if ev.get(c) is None else ev.get(c) for ev in events], dtype=float)
+    ids = [ev.get(scorer.spec.event_id) for ev in events]
+    if not events:
+        return ScoredColumns(scorer.model_id, ids, np.empty(0), [], {}, inputs)
+    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column frame overhead
+        scores, tiers = scorer.score_records(_records(inputs, range(len(events))))
+    else:
+        scores, tiers = scorer.score_records(pd.DataFrame(inputs))
+    tiers = tiers.astype(str).tolist()
+    explain = [j for j, t in enumerate(tiers) if t in explain_tiers] if k > 0 else []
+    reasons = dict(zip(explain, scorer.reasons(_records(inputs, explain), k), strict=True)) if explain else {}
+    return ScoredColumns(scorer.model_id, ids, np.asarray(scores, dtype=float), tiers, reasons, inputs)
+
+
+def write_batch(scorer: Scorer, events: list[dict], records: list[Any], times_us: np.ndarray,
+                amounts: np.ndarray, parts: Sequence[ScoreRows]) -> WriteBatch:
+    """The batch storing ``events`` (validated; ``records`` as sent) with their score rows and a review case for
+    each live alert."""
+    spec = scorer.spec
+    batch = WriteBatch([str(ev[spec.event_id]) for ev in events], np.asarray(times_us, dtype="datetime64[us]"),
+                       np.asarray(amounts, dtype=float),
+                       [ev.get(spec.label) for ev in events] if spec.label else [None] * len(events),
+                       _raw_json(scorer, events, records, times_us),
+                       {e: [None if ev.get(e) is None else _text(ev[e]) for ev in events] for e in scorer.entities},
+                       list(parts))
+    amount_of = dict(zip(batch.event_id, batch.amount.tolist(), strict=True))
+    for part in parts:
+        if part.columns["shadow"]:
+            continue
+        for event_id, tier, score in zip(part.columns["event_id"], part.columns["tier"],
+                                         part.columns["score"].tolist(), strict=True):
+            if tier in CASE_TIERS:
+                for name, value in (("event_id", event_id), ("tier", tier), ("risk", score),
+                                    ("amount", _python(amount_of.get(event_id)))):
+                    batch.cases[name].append(value)
+    return batch
+
+
+def _records(inputs: dict[str, Any], rows: Sequence[int]) -> list[dict[str, Any]]:
+    return [{name: column[j] for name, column in inputs.items()} for j in rows]
+
+
+def _raw_json(scorer: Scorer, events: list[dict], records: list[Any], times_us: np.ndarray) -> list[str]:
+    """Each event as kept in the store: its typed values, the time as ISO text with microseconds (as sent where the
+    time is seconds), missing numbers as null."""
+    spec = scorer.spec
+    when = spec.event_time
+    if spec.time_unit == "seconds":
+        times = [r[when] for r in records]
+    else:
+        times = np.datetime_as_string(np.asarray(times_us, dtype="datetime64[us]"), unit="us").tolist()
+    floats = [c for c in (spec.amount, *spec.numeric) if c]
+    out = []
+    for event, moment in zip(events, times, strict=True):
+        event = {**event, when: moment}
+        for c in floats:
+            value = event.get(c)
+            if value is not None and value != value:
+                event[c] = None
+        try:
+            out.append(json.dumps(event, allow_nan=False, default=_plain))
+        except ValueError:  # NaN or inf somewhere else in the record: null, as JSON has it
+            out.append(json.dumps(_finite(event), default=_plain))
+    return out
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    """An entity value as the store keys it (integral floats without '.0')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _python(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
