@@ -56,36 +56,9 @@ def _floats(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def nb_tx(times: np.ndarray, t0: int, window_us: int) -> float:
-    """Count of the entity's events in (t0 - w, t0], the current event included."""
-    return float(np.count_nonzero(times > t0 - window_us) + 1)
-
-
-def avg_amount(times: np.ndarray, amounts: np.ndarray, t0: int, amount: float, window_us: int) -> float:
-    """Mean known amount of the entity's events in (t0 - w, t0], the current event included (summed in micro-units)."""
-    values = np.append(amounts[times > t0 - window_us], amount)
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return NAN
-    return float(int(np.floor(values * 1e6 + 0.5).astype(np.int64).sum())) / 1e6 / values.size
-
-
 def amount_ratio(amount: float, mean: float) -> float:
     """The event's amount over the entity's recent mean amount (NaN when either is unknown or the mean is 0)."""
     return NAN if math.isnan(amount) or math.isnan(mean) or mean == 0 else amount / mean
-
-
-def secs_since_prev(times: np.ndarray, t0: int, span_us: int) -> float:
-    """Seconds since the entity's previous event within the longest window (NaN when there is none)."""
-    recent = times[times > t0 - span_us]
-    return (t0 - int(recent.max())) / 1e6 if recent.size else NAN
-
-
-def delayed_risk(times: np.ndarray, labels: np.ndarray, t0: int, delay_us: int, window_us: int) -> tuple[float, float]:
-    """Count and fraud share of the entity's events in (t0 - d - w, t0 - d] (share 0 when there are none)."""
-    inside = (times > t0 - delay_us - window_us) & (times <= t0 - delay_us)
-    count = int(np.count_nonzero(inside))
-    return float(count), (float(labels[inside].sum()) / count if count else 0.0)
 
 
 def calendar(t0: int) -> dict[str, float]:
@@ -160,40 +133,81 @@ def online_features(event: Mapping[str, Any], history: pd.DataFrame, config: Fea
 
 def online_features_arrays(event: Mapping[str, Any], history: HistoryArrays,
                            config: FeatureConfig) -> dict[str, float]:
-    """``online_features`` on history already held as numpy columns (the scorer's per-event fast path)."""
+    """``online_features`` on history already held as numpy columns (the scorer's per-event fast path): per entity,
+    the earlier rows in time order with running sums, so each window is two binary searches."""
     t0, id0 = event_time_us(event[config.event_time], config), event[config.event_id]
     amount = NAN if not config.amount or _missing(event[config.amount]) else float(event[config.amount])
     times = history.times
     before = (times < t0) | ((times == t0) & (history.ids < id0)) if len(times) else np.empty(0, dtype=bool)
-    cache: dict[str, np.ndarray | None] = {}
-
-    def rows_of(entity: str) -> np.ndarray | None:
-        """Positions of the entity's earlier events (None when the event has no value for it)."""
-        if entity not in cache:
-            value = event[entity]
-            same = history.entities[entity] == value if len(times) else before
-            cache[entity] = None if _missing(value) else np.flatnonzero(before & same)
-        return cache[entity]
-
+    delay = to_us(config.label_delay)
+    cache: dict[str, _Windows | None] = {}
     cal, out = calendar(t0), {}
     for f in _steps(config):
         if f.entity is None:
             out[f.name] = cal[f.family]
             continue
-        rows = rows_of(f.entity)
-        if rows is None:
+        if f.entity not in cache:
+            value = event[f.entity]
+            cache[f.entity] = None if _missing(value) else _Windows(
+                history, np.flatnonzero(before & (history.entities[f.entity] == value)) if len(times) else
+                np.empty(0, dtype=np.int64), t0, amount)
+        windows = cache[f.entity]
+        if windows is None:
             out[f.name] = NAN
-            continue
-        ts = times[rows]
-        if f.family == "nb_tx":
-            out[f.name] = nb_tx(ts, t0, f.window_us)
+        elif f.family == "nb_tx":
+            out[f.name] = windows.count(f.window_us)
         elif f.family == "avg_amount":
-            out[f.name] = avg_amount(ts, history.amounts[rows], t0, amount, f.window_us)
+            out[f.name] = windows.mean(f.window_us)
         elif f.family == "amount_ratio":
-            out[f.name] = amount_ratio(amount, avg_amount(ts, history.amounts[rows], t0, amount, f.window_us))
+            out[f.name] = amount_ratio(amount, windows.mean(f.window_us))
         elif f.family == "secs_since_prev":
-            out[f.name] = secs_since_prev(ts, t0, f.window_us)
+            out[f.name] = windows.since_previous(f.window_us)
         else:
-            count, share = delayed_risk(ts, history.labels[rows], t0, to_us(config.label_delay), f.window_us)
+            count, share = windows.delayed(delay, f.window_us)
             out[f.name] = count if f.family == "nb_tx_delay" else share
     return out
+
+
+class _Windows:
+    """One entity's earlier events for one event at ``t0``, sorted by time with running sums of amounts (in
+    micro-units, as the batch path sums them), known amounts and labels. Windows are (t0 − w, t0] with the event itself
+    counted; delayed windows (t0 − d − w, t0 − d]; unknown labels count as 0 (tests/test_features.py checks every
+    feature against the batch path)."""
+
+    def __init__(self, history: HistoryArrays, rows: np.ndarray, t0: int, amount: float) -> None:
+        times = history.times[rows]
+        order = np.argsort(times, kind="stable") if len(times) > 1 and np.any(times[1:] < times[:-1]) else None
+        if order is not None:
+            rows, times = rows[order], times[order]
+        amounts = history.amounts[rows]
+        known = ~np.isnan(amounts)
+        self.times, self.t0, self.n = times, t0, len(times)
+        self.units = np.concatenate([[0], np.cumsum(np.where(known, np.floor(np.where(known, amounts, 0.0) * 1e6
+                                                                             + 0.5), 0).astype(np.int64))])
+        self.known = np.concatenate([[0], np.cumsum(known)])
+        self.labels = np.concatenate([[0.0], np.cumsum(history.labels[rows])])
+        self.own_units = 0 if math.isnan(amount) else math.floor(amount * 1e6 + 0.5)
+        self.own_known = 0 if math.isnan(amount) else 1
+
+    def _after(self, bound: int) -> int:
+        """How many of the rows have a time <= ``bound``."""
+        return int(np.searchsorted(self.times, bound, side="right"))
+
+    def count(self, window_us: int) -> float:
+        return float(self.n - self._after(self.t0 - window_us) + 1)
+
+    def mean(self, window_us: int) -> float:
+        start = self._after(self.t0 - window_us)
+        known = int(self.known[-1] - self.known[start]) + self.own_known
+        units = int(self.units[-1] - self.units[start]) + self.own_units
+        return float(units) / 1e6 / known if known else NAN
+
+    def since_previous(self, span_us: int) -> float:
+        if not self.n or self.times[-1] <= self.t0 - span_us:
+            return NAN
+        return (self.t0 - int(self.times[-1])) / 1e6
+
+    def delayed(self, delay_us: int, window_us: int) -> tuple[float, float]:
+        lo, hi = self._after(self.t0 - delay_us - window_us), self._after(self.t0 - delay_us)
+        count = max(hi - lo, 0)
+        return float(count), (float(self.labels[hi] - self.labels[lo]) / count if count else 0.0)
