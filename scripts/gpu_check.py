@@ -67,6 +67,11 @@ def environment() -> dict[str, Any]:
             "loadavg": Path("/proc/loadavg").read_text().split()[:3], "gpu": gpu}
 
 
+def fell_back(warned: list[str]) -> bool:
+    """Whether XGBoost said it found no GPU and trained on the CPU instead (it warns; it does not fail)."""
+    return any("No visible GPU" in w or "from GPU to CPU" in w for w in warned)
+
+
 def fit_case(device: str, n_jobs: int, data: dict[str, Any], categorical: list[str]) -> tuple[XGBoostModel, dict]:
     """Fit the default XGBoost on ``device`` with ``n_jobs`` threads; figures on validation and test."""
     model = XGBoostModel(device=device, n_jobs=n_jobs, categorical=categorical, random_state=0)
@@ -77,7 +82,7 @@ def fit_case(device: str, n_jobs: int, data: dict[str, Any], categorical: list[s
                    "best_iteration": model.best_iteration_, "valid_ap": average_precision_score(data["yva"], valid),
                    "test_ap": average_precision_score(data["yte"], score),
                    "test_roc_auc": roc_auc_score(data["yte"], score), "predict_test_wall_s": predict_wall,
-                   "warnings": warned}
+                   "fell_back_to_cpu": fell_back(warned), "warnings": warned}
 
 
 def end_to_end(opened: Any, device: str, model_id: str, root: Path, minutes: float) -> tuple[Any, dict]:
@@ -103,7 +108,8 @@ def end_to_end(opened: Any, device: str, model_id: str, root: Path, minutes: flo
         "train_seconds_metadata": meta.metrics["train_seconds"], "trials": len(result.trials),
         "stopped_by": result.stopped_by, "trial_seconds": [round(t.seconds, 2) for t in result.trials],
         "best_valid_ap": max(t.valid_ap for t in result.trials), "test_ap": test["average_precision"],
-        "test_roc_auc": test["roc_auc"], "saved_params_device": meta.params.get("device"), "warnings": warned}
+        "test_roc_auc": test["roc_auc"], "saved_params_device": meta.params.get("device"),
+        "fell_back_to_cpu": fell_back(warned), "warnings": warned}
 
 
 def booster_device(booster: xgb.Booster) -> str:
@@ -186,6 +192,8 @@ def main() -> int:
         tiny = {k: v.iloc[:2000] if hasattr(v, "iloc") else v[:2000] for k, v in data.items()}
         _, out["cuda_warmup"] = fit_case("cuda", 2, tiny, inputs.categorical)
         log(f"cuda warm-up (CUDA context, 2000 rows) {json.dumps(out['cuda_warmup'], default=str)}")
+        if out["cuda_warmup"]["fell_back_to_cpu"]:
+            log("WARNING: XGBoost found no GPU: every 'cuda' figure below was trained on the CPU")
     fits, models = [], {}
     for device, n_jobs in ((gpu, 2), ("cpu", 2), ("cpu", os.cpu_count() or 2), (gpu, os.cpu_count() or 2)):
         model, figures = fit_case(device, n_jobs, data, inputs.categorical)
