@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from fraudcore.errors import DataContractError
@@ -93,10 +95,12 @@ class MatrixSpec(BaseModel):
             out[column] = pd.Categorical.from_codes(_codes_of(df[column], levels), categories=levels)
         return pd.DataFrame(out, index=df.index, columns=self.feature_names)
 
-    def numpy(self, data: pd.DataFrame | Records, dtype: type = np.float64) -> np.ndarray:
+    def numpy(self, data: pd.DataFrame | pa.Table | pa.RecordBatch | Records, dtype: type = np.float64) -> np.ndarray:
         """A 2-D matrix in model order: numeric values then category codes (NaN for unknown or missing)."""
         if isinstance(data, pd.DataFrame):
             return self._numpy_frame(data, dtype)
+        if isinstance(data, pa.Table | pa.RecordBatch):
+            return self._numpy_arrow(data, dtype)
         rows = [data] if isinstance(data, Mapping) else list(data)
         out = np.empty((len(rows), len(self.feature_names)), dtype=dtype)
         codes = self.codes()
@@ -119,13 +123,59 @@ class MatrixSpec(BaseModel):
     def _numpy_frame(self, df: pd.DataFrame, dtype: type) -> np.ndarray:
         """Matrix of a DataFrame without building categoricals per column twice."""
         _require(df.columns, self.feature_names)
-        out = np.empty((len(df), len(self.feature_names)), dtype=dtype)
-        for j, column in enumerate(self.numeric):
-            out[:, j] = _as_float(df[column]).to_numpy()
-        for j, (column, levels) in enumerate(self.categorical.items(), start=self.n_numeric):
-            code = _codes_of(df[column], levels)
-            out[:, j] = np.where(code < 0, np.nan, code)
-        return out
+        columns = [_as_float(df[column]).to_numpy() for column in self.numeric]
+        columns += [_code_floats(_codes_of(df[column], levels)) for column, levels in self.categorical.items()]
+        return fill_rows(np.empty((len(df), len(columns)), dtype=dtype), columns)
+
+    def _numpy_arrow(self, data: pa.Table | pa.RecordBatch, dtype: type) -> np.ndarray:
+        """Matrix of an Arrow table or batch: numbers cast, text matched to the levels, other columns as pandas."""
+        _require(pd.Index(data.schema.names), self.feature_names)
+        columns = []
+        for column in self.numeric:
+            values = data.column(column)
+            if _is_number(values.type):
+                columns.append(pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False))
+            else:  # text and other types: the frame contract decides what reads as a number
+                columns.append(_as_float(pa.table({column: values}).to_pandas()[column]).to_numpy())
+        for column, levels in self.categorical.items():
+            values = data.column(column)
+            if pa.types.is_dictionary(values.type) and _is_text(values.type.value_type):
+                values = pc.cast(values, values.type.value_type)
+            if _is_text(values.type):
+                columns.append(_code_floats(_arrow_codes(values, levels)))
+            else:  # numbers, booleans: written as text the way the frame contract writes them
+                series = pa.table({column: values}).to_pandas()[column]
+                columns.append(_code_floats(_codes_of(series, levels)))
+        return fill_rows(np.empty((data.num_rows, len(columns)), dtype=dtype), columns)
+
+
+def fill_rows(out: np.ndarray, columns: list[np.ndarray], block: int = 4096) -> np.ndarray:
+    """Copy 1-D ``columns`` into the columns of the C-ordered ``out``, a block of rows at a time (cache-friendly)."""
+    for lo in range(0, len(out), block):
+        part = out[lo:lo + block]
+        for j, values in enumerate(columns):
+            part[:, j] = values[lo:lo + block]
+    return out
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
+        or pa.types.is_null(kind)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _arrow_codes(values: pa.Array | pa.ChunkedArray, levels: list[str]) -> np.ndarray:
+    """Code of each Arrow text value in ``levels`` (-1 for unknown or missing)."""
+    codes = pc.index_in(values, value_set=pa.array(levels, values.type))
+    return pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
+
+
+def _code_floats(codes: np.ndarray) -> np.ndarray:
+    """Category codes as floats, NaN for -1 (unknown or missing)."""
+    return np.where(codes < 0, np.nan, codes)
 
 
 def _require(columns: pd.Index, needed: list[str]) -> None:
@@ -140,7 +190,23 @@ def _require(columns: pd.Index, needed: list[str]) -> None:
 
 def _codes_of(s: pd.Series, levels: list[str]) -> np.ndarray:
     """Code of each value in ``levels`` (-1 for unknown or missing)."""
-    return pd.Index(levels, dtype=object).get_indexer(_as_text(s).to_numpy(dtype=object))
+    index = pd.Index(levels, dtype=object)
+    if isinstance(s.dtype, pd.CategoricalDtype):  # text each category once, then map the codes
+        categories = pd.Series(s.cat.categories.to_numpy(dtype=object), dtype=object)
+        mapped = np.append(_lookup(index, _as_text(categories).to_numpy(dtype=object)), -1)
+        return mapped[s.cat.codes.to_numpy()]
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        return _arrow_codes(pa.array(s.array), levels)
+    text = pd.api.types.infer_dtype(s, skipna=True) == "string" if s.dtype == object else \
+        pd.api.types.is_string_dtype(s.dtype)
+    if text:  # already text: no per-value conversion
+        return _lookup(index, s.to_numpy(dtype=object, na_value=None))
+    return _lookup(index, _as_text(s).to_numpy(dtype=object))
+
+
+def _lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent); the values stay objects (no text-dtype inference)."""
+    return index.get_indexer(pd.Index(values, dtype=object))
 
 
 def _is_text_like(s: pd.Series) -> bool:
