@@ -49,7 +49,7 @@ def run(what: str, rows: int = 1_000_000, data: str | None = None, minutes: floa
             raise FraudcoreError(f"{path} not found: pass --data PATH (a CSV/Parquet with an id, time and entities)")
         return {"bench": what, **bench_features(path), **machine()}
     if what == "score":
-        from fraudcore.batch import bench_score
+        from fraudcore.bench_score import bench_score
 
         return {"bench": what, **bench_score(rows=rows), **machine()}
     if what == "explain":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -41,6 +41,11 @@ class EventArrays:
     amount_known: np.ndarray
     label: np.ndarray
     entities: dict[str, np.ndarray]
+
+    def take(self, rows: np.ndarray) -> EventArrays:
+        """The given rows, in that order."""
+        return EventArrays(self.time_us[rows], self.rank[rows], self.amount[rows], self.amount_units[rows],
+                           self.amount_known[rows], self.label[rows], {e: c[rows] for e, c in self.entities.items()})
 
 
 def _is_key_type(column: pa.ChunkedArray) -> bool:
@@ -188,6 +193,7 @@ class _Window:
     labels: np.ndarray | None
     amount: np.ndarray
     times: np.ndarray
+    means: dict[int, np.ndarray] = field(default_factory=dict)
 
     def feature(self, f: Feature, config: FeatureConfig) -> np.ndarray:
         """The SQL path's expression of one entity feature."""
@@ -197,21 +203,29 @@ class _Window:
             count = high - low
             if f.family == "nb_tx_delay":
                 return count.astype(np.float64)
-            total = (self.labels[high] - self.labels[low]).astype(np.float64)
-            return np.divide(total, count, out=np.zeros(len(count)), where=count != 0)
+            share = (self.labels[high] - self.labels[low]).astype(np.float64)  # exact integer sum, then float
+            return np.divide(share, count, out=share, where=count != 0)  # 0 where the window is empty
         if f.family == "secs_since_prev":
             low = self.lows[to_us(config.windows[-1])]
             gap = (self.times - self.times[np.maximum(self.first - 1, 0)]) / 1e6
             return np.where(self.first < self.end - 1, 0.0, np.where(low < self.first, gap, np.nan))
-        low = self.lows[to_us(f.window)]
         if f.family == "nb_tx":
-            return (self.end - low).astype(np.float64)
-        count = self.known[1:] - self.known[low]
-        mean = np.divide((self.units[1:] - self.units[low]).astype(np.float64) / 1e6, count,
-                         out=np.full(len(count), np.nan), where=count != 0)
+            return (self.end - self.lows[to_us(f.window)]).astype(np.float64)
+        mean = self.mean(to_us(f.window))
         if f.family == "avg_amount":
             return mean
         return np.divide(self.amount, mean, out=np.full(len(mean), np.nan), where=(mean != 0) & ~np.isnan(mean))
+
+    def mean(self, offset: int) -> np.ndarray:
+        """Mean known amount over each row's window: the integer sum in micro-units / 1e6 / count (NaN when none)."""
+        if offset not in self.means:
+            low = self.lows[offset]
+            count = self.known[1:] - self.known[low]
+            mean = np.divide(self.units[1:] - self.units[low], 1e6)
+            np.divide(mean, count, out=mean, where=count != 0)
+            mean[count == 0] = np.nan
+            self.means[offset] = mean
+        return self.means[offset]
 
 
 def _calendar(family: str, times: np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fraudcore import batch
-from fraudcore.batch import arrow_matrix, bench_score, score_file
+from fraudcore import batch_scores
+from fraudcore.batch import score_file
+from fraudcore.bench_score import bench_score
 from fraudcore.config import get_paths
 from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.registry import promote
@@ -140,7 +141,7 @@ def test_nothing_is_left_behind_when_scoring_fails(trained, tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("explainer crashed")
 
-    monkeypatch.setattr(batch, "explain", broken)
+    monkeypatch.setattr(batch_scores, "explain", broken)
     with pytest.raises(RuntimeError, match="explainer crashed"):
         score_file(tmp_path / "in.parquet", tmp_path / "out.parquet", trained.model_id, root=trained.root,
                    chunk_rows=500)
@@ -171,7 +172,7 @@ def test_arrow_matrix_equals_the_matrix_contract(scorer, trained):
     X = build_features_frame(trained.frame.iloc[:800], scorer.feature_config)[scorer.feature_names]
     X.loc[X.index[:5], "country"] = "XX"  # a level never seen in training reads as unknown
     table = pa.Table.from_pandas(X, preserve_index=False)
-    np.testing.assert_array_equal(arrow_matrix(table.to_batches()[0], scorer.matrix), scorer.matrix.numpy(X))
+    np.testing.assert_array_equal(scorer.matrix.numpy(table.to_batches()[0]), scorer.matrix.numpy(X))
 
 
 def test_bench_score_reports_rates_and_latency(trained):
