@@ -74,6 +74,7 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
                                explanation_sample)
             since = clock.now()
         clock.lap("write", since)
+        clock.wall["encode_thread"], clock.cpu["encode_thread"] = write.busy
         os.replace(tmp_out, out_path)
         if rejected:
             os.replace(tmp_rejects, rejects_path)

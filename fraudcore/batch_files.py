@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ class Writer:
         self.path, self.fmt, self.schema = path, fmt, schema
         self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=backlog)
         self._error: BaseException | None = None
+        self.busy = (0.0, 0.0)  # wall and CPU seconds the writer thread spent encoding
         self._thread = threading.Thread(target=self._drain, name="fraudcore-batch-writer", daemon=True)
 
     def __enter__(self) -> Writer:
@@ -50,10 +52,12 @@ class Writer:
     def _drain(self) -> None:
         while (batch := self._queue.get()) is not _DONE:
             if self._error is None:
+                wall, cpu = time.perf_counter(), time.thread_time()
                 try:
                     self._sink.write_batch(batch)
                 except BaseException as error:  # handed to the caller's thread
                     self._error = error
+                self.busy = (self.busy[0] + time.perf_counter() - wall, self.busy[1] + time.thread_time() - cpu)
 
     def _raise(self) -> None:
         if self._error is not None:

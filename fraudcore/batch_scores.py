@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,30 +60,31 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
 
     Progress runs from ``start`` to 1 as rows are written."""
     explainable = scorer.explainable and bool(tiers_to_explain) and k > 0
-    wanted = np.isin(np.array(TIERS), list(tiers_to_explain))
+    wanted = np.isin(np.array(TIERS), list(tiers_to_explain)) if explainable else None
     counts = np.zeros(len(TIERS), dtype=np.int64)
     done = explained = 0
     kept: list[Explanation] | None = [] if sample > 0 else None
     rng = np.random.default_rng(0)
     since = clock.now()
-    for chunk in inputs.chunks:
-        since = clock.lap("read", since)
-        n = chunk.inputs.num_rows
-        score, codes, rows = _score(chunk.inputs, scorer, wanted if explainable else None, clock)
-        since = clock.now()
-        picked = np.flatnonzero(wanted[codes]) if explainable else np.empty(0, dtype=np.int64)
-        reasons = _reasons(rows, picked, n, scorer, k, kept)
-        if kept and len(kept[-1]) > sample:  # bounded memory: at most ``sample`` rows kept per chunk
-            kept[-1] = kept[-1][np.sort(rng.choice(len(kept[-1]), sample, replace=False))]
-        since = clock.lap("explain", since)
-        tiers = pc.take(pa.array(TIERS), pa.array(codes))
-        model_id = pc.take(pa.array([scorer.model_id]), pa.array(np.zeros(n, dtype=np.int8)))
-        write(pa.RecordBatch.from_arrays([*_arrays(chunk.raw), pa.array(score), tiers, model_id, *reasons],
-                                         schema=write.schema))
-        counts += np.bincount(codes, minlength=len(TIERS))
-        done, explained = done + n, explained + len(picked)
-        report(start + (1 - start) * done / max(inputs.rows, 1), f"scored {done:,} of {inputs.rows:,} rows")
-        since = clock.lap("write", since)
+    with ThreadPoolExecutor(1, thread_name_prefix="fraudcore-predict") as pool:
+        for chunk in inputs.chunks:
+            since = clock.lap("read", since)
+            n = chunk.inputs.num_rows
+            score, codes, rows = _score(chunk.inputs, scorer, wanted, clock, pool)
+            since = clock.now()
+            picked = np.flatnonzero(wanted[codes]) if wanted is not None else np.empty(0, dtype=np.int64)
+            reasons = _reasons(rows, picked, n, scorer, k, kept)
+            if kept and len(kept[-1]) > sample:  # bounded memory: at most ``sample`` rows kept per chunk
+                kept[-1] = kept[-1][np.sort(rng.choice(len(kept[-1]), sample, replace=False))]
+            since = clock.lap("explain", since)
+            tiers = pc.take(pa.array(TIERS), pa.array(codes))
+            model_id = pc.take(pa.array([scorer.model_id]), pa.array(np.zeros(n, dtype=np.int8)))
+            write(pa.RecordBatch.from_arrays([*_arrays(chunk.raw), pa.array(score), tiers, model_id, *reasons],
+                                             schema=write.schema))
+            counts += np.bincount(codes, minlength=len(TIERS))
+            done, explained = done + n, explained + len(picked)
+            report(start + (1 - start) * done / max(inputs.rows, 1), f"scored {done:,} of {inputs.rows:,} rows")
+            since = clock.lap("write", since)
     run = {"rows_scored": done, "rows_explained": explained,
            "tiers": {t: int(c) for t, c in zip(TIERS, counts, strict=True)}}
     if kept is not None:
@@ -90,22 +92,33 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
     return run
 
 
-def _score(inputs: pa.Table | pa.RecordBatch, scorer: Scorer, wanted: np.ndarray | None,
-           clock: Clock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores and tier codes (index in TIERS) of every row, and the model matrix rows of those in ``wanted`` tiers."""
+def _score(inputs: pa.Table | pa.RecordBatch, scorer: Scorer, wanted: np.ndarray | None, clock: Clock,
+           pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores and tier codes (index in TIERS) of every row, and the model matrix rows of those in ``wanted`` tiers.
+
+    The model predicts one block on ``pool`` while the next block's matrix is built here."""
     n = inputs.num_rows
     score, codes = np.empty(n), np.empty(n, dtype=np.int8)
     picked = []
-    since = clock.now()
-    for lo in range(0, n, BLOCK_ROWS):
-        A = scorer.matrix.numpy(inputs.slice(lo, BLOCK_ROWS))
-        since = clock.lap("matrix", since)
-        score[lo:lo + len(A)] = scorer.model.predict_numpy(A)
+
+    def finish(lo: int, A: np.ndarray, future: Future[np.ndarray], since: tuple[float, float]) -> tuple[float, float]:
+        score[lo:lo + len(A)] = future.result()
         since = clock.lap("predict", since)
         codes[lo:lo + len(A)] = _tier_codes(score[lo:lo + len(A)], scorer)
         if wanted is not None:
             picked.append(A[wanted[codes[lo:lo + len(A)]]])
+        return clock.lap("matrix", since)
+
+    since, pending = clock.now(), None
+    for lo in range(0, n, BLOCK_ROWS):
+        A = scorer.matrix.numpy(inputs.slice(lo, BLOCK_ROWS))
         since = clock.lap("matrix", since)
+        future = pool.submit(scorer.model.predict_numpy, A)
+        if pending is not None:
+            since = finish(*pending, since)
+        pending = (lo, A, future)
+    if pending is not None:
+        finish(*pending, since)
     rows = np.vstack(picked) if picked else np.empty((0, len(scorer.feature_names)))
     return score, codes, rows
 
