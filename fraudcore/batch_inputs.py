@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from fraudcore.batch_rows import ROW, RowLayout, rejected_rows
 from fraudcore.errors import FraudcoreError
-from fraudcore.features import feature_names
 from fraudcore.features_arrays import event_arrays, point_in_time
 from fraudcore.features_batch import build_features
 from fraudcore.loading import LoadedDataset, qident
@@ -60,43 +59,32 @@ def array_chunks(ds: LoadedDataset, scorer: Scorer, layout: RowLayout, valid_row
     """Chunks from the in-memory path, or None when it does not apply (too many rows, or data whose features only
     the SQL path reproduces exactly)."""
     config = scorer.feature_config
-    computed = feature_names(config) if config is not None else []
     if not array_path_fits(valid_rows, len(scorer.feature_names)):
         return None
-    keep = (ROW, *[c for c in scorer.feature_names if c not in set(computed)])
     if config is None:
-        kept, features = _sorted(ds.con.sql(f"SELECT {', '.join(qident(c) for c in keep)} FROM __fc_valid").arrow()), {}
+        rows, features = np.sort(ds.con.sql(f"SELECT {ROW} FROM __fc_valid").fetchnumpy()[ROW]), {}
     else:
-        fetched = event_arrays(ds.con, "__fc_valid", config, keep=keep)
+        fetched = event_arrays(ds.con, "__fc_valid", config, keep=(ROW,))
         if fetched is None:
             return None
         arrays, kept = fetched
-        order = _file_order(kept)
-        if order is not None:
-            arrays, kept = arrays.take(order), kept.take(order)
+        rows = kept.column(ROW).to_numpy()
+        if not bool(np.all(rows[1:] > rows[:-1])):  # into file order
+            order = np.argsort(rows, kind="stable")
+            arrays, rows = arrays.take(order), rows[order]
         features = point_in_time(arrays, config)
-    rows, rejected = kept.column(ROW).to_numpy(), rejected_rows(ds)
-    reader = ds.con.sql(f"SELECT rowid AS {ROW}, {', '.join(qident(c) for c in layout.originals)} "
-                        f"FROM {ds.table}").to_arrow_reader(chunk_rows)
-    fields = [reader.schema.field(c) for c in layout.originals]
-    return Inputs(_stream(reader, layout, rejected, ds.n_rows, rows, kept, features), len(rows), fields)
+    typed = [c for c in scorer.feature_names if c not in features]  # read from the file beside the raw columns
+    columns = ", ".join(qident(c) for c in [ROW, *(layout.raw[c] for c in layout.originals), *typed])
+    rejected = rejected_rows(ds)  # before the reader: it holds the connection until read out
+    reader = ds.con.sql(f"SELECT {columns} FROM {layout.typed}").to_arrow_reader(chunk_rows)
+    fields = [pa.field(c, reader.schema.field(layout.raw[c]).type) for c in layout.originals]
+    chunks = _stream(reader, layout, typed, rejected, ds.n_rows, np.asarray(rows, dtype=np.int64), features)
+    return Inputs(chunks, len(rows), fields)
 
 
-def _sorted(table: pa.Table | pa.RecordBatchReader) -> pa.Table:
-    table = table.read_all() if isinstance(table, pa.RecordBatchReader) else table
-    order = _file_order(table)
-    return table if order is None else table.take(order)
-
-
-def _file_order(table: pa.Table) -> np.ndarray | None:
-    """The permutation that puts ``table`` in file order, None when it already is."""
-    rows = table.column(ROW).to_numpy()
-    return None if bool(np.all(rows[1:] > rows[:-1])) else np.argsort(rows, kind="stable")
-
-
-def _stream(reader: pa.RecordBatchReader, layout: RowLayout, rejected: np.ndarray, n_rows: int, rows: np.ndarray,
-            kept: pa.Table, features: dict[str, np.ndarray]) -> Iterator[Chunk]:
-    """The file's batches without their rejected rows, each beside the model inputs of the same rows."""
+def _stream(reader: pa.RecordBatchReader, layout: RowLayout, typed: list[str], rejected: np.ndarray, n_rows: int,
+            rows: np.ndarray, features: dict[str, np.ndarray]) -> Iterator[Chunk]:
+    """The file's batches without their rejected rows: raw columns, and typed inputs beside the same rows' features."""
     bad = np.zeros(n_rows, dtype=bool)
     bad[rejected] = True
     start = done = 0
@@ -110,13 +98,13 @@ def _stream(reader: pa.RecordBatchReader, layout: RowLayout, rejected: np.ndarra
         m = int(good.sum())
         if not np.array_equal(rows[done:done + m], ids[good]):
             raise FraudcoreError("the scored rows and the file rows fell out of step; report this with the input")
-        raw = batch if m == len(ids) else batch.filter(pa.array(good))
-        inputs = kept.slice(done, m).drop_columns([ROW])
-        for name, values in features.items():
-            inputs = inputs.append_column(name, pa.array(values[done:done + m]))
+        if not m:
+            continue
+        batch = batch if m == len(ids) else batch.filter(pa.array(good))
+        inputs = pa.table({**{c: batch.column(c) for c in typed},
+                           **{name: pa.array(values[done:done + m]) for name, values in features.items()}})
         done += m
-        if m:
-            yield Chunk([raw.column(c) for c in layout.originals], inputs)
+        yield Chunk([batch.column(layout.raw[c]) for c in layout.originals], inputs)
 
 
 def sql_chunks(ds: LoadedDataset, scorer: Scorer, layout: RowLayout, work: Path, chunk_rows: int) -> Inputs:

@@ -23,11 +23,13 @@ ROW, RAW = "__fc_row", "__fc_raw_"  # file row key (0-based) and prefix of the u
 
 @dataclasses.dataclass
 class RowLayout:
-    """How the input's columns travel: original names, their raw aliases, and input columns the output replaces."""
+    """How the input's columns travel: original names, their raw aliases, input columns the output replaces, and the
+    view of every file row with typed inputs beside the raw aliases."""
 
     originals: list[str]
     raw: dict[str, str]
     replaced: list[str]
+    typed: str
 
 
 def prepare(ds: LoadedDataset, scorer: Scorer) -> RowLayout:
@@ -61,7 +63,7 @@ def prepare(ds: LoadedDataset, scorer: Scorer) -> RowLayout:
                    f"WHERE {ROW} NOT IN (SELECT {ROW} FROM __fc_rejects)")
     outputs = {"score", "tier", "model_id", "reject_reason"} | {f"reason_{i}" for i in range(1, 100)}
     replaced = [c for c in ds.columns if c in outputs]
-    return RowLayout([c for c in ds.columns if c not in outputs], raw, replaced)
+    return RowLayout([c for c in ds.columns if c not in outputs], raw, replaced, typed)
 
 
 def _shown(raw: str) -> str:
