@@ -34,9 +34,9 @@ __all__ = ["MAX_PATH_FEATURES", "TreeTables"]
 
 MAX_PATH_FEATURES = 10  # beyond this many distinct features on one path the tables grow past ~5k numbers per leaf
 PARALLEL_ROWS = 256  # from this many rows a batch is split across threads (the kernel releases the GIL)
-CHUNK_ROWS = 1024  # rows per kernel call (bounds the split-test matrix: nodes × rows booleans)
+CHUNK_ROWS = 256  # rows per kernel call (bounds its work arrays: nodes × rows booleans, leaves × rows masks)
 MAX_THREADS = 8
-CHECK_TOLERANCE = 1e-3  # log-odds; XGBoost accumulates in float32, these tables in float64
+CHECK_TOLERANCE = 1e-3  # log-odds; XGBoost and the table hold float32, sums here are float64
 
 
 class TreeTables:
@@ -83,8 +83,8 @@ class TreeTables:
     def _chunk(self, A: np.ndarray, out: np.ndarray) -> None:
         a = self.arrays
         _explain(A, a["internal"], a["feature"], a["threshold"], a["default_left"], a["category_row"],
-                 a["right_codes"], a["slot_node"], a["slot_left"], a["slot_bit"], a["n_slots"], a["position_feature"],
-                 a["offset"], a["n_positions"], a["table"], out)
+                 a["right_codes"], a["slot_node"], a["slot_left"], a["slot_bit"], a["position_feature"], a["offset"],
+                 a["n_positions"], a["table"], out)
 
     def _agrees(self, booster: xgb.Booster, n_trees: int, feature_types: list[str] | None) -> bool:
         """The booster's own pred_contribs on probe rows around every split equals these tables' values."""
@@ -123,11 +123,12 @@ class TreeTables:
 
 @numba.njit(cache=True, nogil=True)
 def _explain(A, internal, feature, threshold, default_left, category_row, right_codes, slot_node, slot_left,
-             slot_bit, n_slots, position_feature, offset, n_positions, table, out):  # pragma: no cover
+             slot_bit, position_feature, offset, n_positions, table, out):  # pragma: no cover
     """Add each leaf's tabulated contributions to ``out`` for every row of ``A`` (compiled; see the module).
 
-    Split tests first for every row, then leaf by leaf over the rows: a leaf's block of the table stays in cache
-    for a batch, and one row reads one cache line of it (the ``d`` numbers for the row's mask sit together)."""
+    Three passes, each a tight loop: the split tests of every node, then which path features each row follows at
+    each leaf (slot by slot over all leaves; padding slots have bit 0), then the table lookups — kept apart so the
+    lookups, which go wherever a row's masks point, overlap in the memory system instead of waiting in turn."""
     n, width = A.shape[0], right_codes.shape[1]
     goes_left = np.zeros((len(feature), n), dtype=np.bool_)
     for node in internal:
@@ -140,17 +141,19 @@ def _explain(A, internal, feature, threshold, default_left, category_row, right_
                 goes_left[node, r] = not (0 <= x < width and right_codes[row, int(x)])
             else:
                 goes_left[node, r] = x < threshold[node]
-    masks = np.empty(n, dtype=np.int64)
-    for leaf in range(len(offset)):
+    leaves = len(offset)
+    masks = np.empty((leaves, n), dtype=np.int32)
+    for leaf in range(leaves):
+        masks[leaf, :] = (1 << n_positions[leaf]) - 1
+    for k in range(slot_node.shape[0]):
+        for leaf in range(leaves):
+            node, side, bit = slot_node[k, leaf], slot_left[k, leaf], slot_bit[k, leaf]
+            for r in range(n):  # branch-free: which side a row takes is data, not a pattern to predict
+                masks[leaf, r] &= ~(bit * (goes_left[node, r] != side))
+    for leaf in range(leaves):
         d = n_positions[leaf]
-        masks[:] = (1 << d) - 1
-        for k in range(n_slots[leaf]):
-            node, side, bit = slot_node[leaf, k], slot_left[leaf, k], slot_bit[leaf, k]
-            for r in range(n):
-                if goes_left[node, r] != side:
-                    masks[r] &= ~bit
         for r in range(n):
-            start = offset[leaf] + masks[r] * d
+            start = offset[leaf] + masks[leaf, r] * d
             for p in range(d):
                 out[r, position_feature[leaf, p]] += table[start + p]
 
@@ -221,15 +224,15 @@ def _leaf_arrays(leaves: list[tuple]) -> dict[str, np.ndarray]:
     n = len(leaves)
     depth = max((len(leaf[1]) for leaf in leaves), default=0) or 1
     width = max((len(leaf[5]) for leaf in leaves), default=0) or 1
-    out = {"slot_node": np.zeros((n, depth), dtype=np.int32), "slot_left": np.zeros((n, depth), dtype=np.bool_),
-           "slot_bit": np.zeros((n, depth), dtype=np.int32), "n_slots": np.zeros(n, dtype=np.int32),
+    out = {"slot_node": np.zeros((depth, n), dtype=np.int32), "slot_left": np.zeros((depth, n), dtype=np.bool_),
+           "slot_bit": np.zeros((depth, n), dtype=np.int32), "n_slots": np.zeros(n, dtype=np.int32),
            "position_feature": np.zeros((n, width), dtype=np.int32), "offset": np.zeros(n, dtype=np.int64),
            "n_positions": np.zeros(n, dtype=np.int32)}
     value, zero = np.array([leaf[0] for leaf in leaves], dtype=np.float64), np.zeros((n, width))
     for i, (_, nodes, sides, positions, zeros, feats) in enumerate(leaves):
         k, d = len(nodes), len(feats)
-        out["slot_node"][i, :k], out["slot_left"][i, :k] = nodes, sides
-        out["slot_bit"][i, :k] = np.left_shift(1, np.asarray(positions, dtype=np.int32))
+        out["slot_node"][:k, i], out["slot_left"][:k, i] = nodes, sides
+        out["slot_bit"][:k, i] = np.left_shift(1, np.asarray(positions, dtype=np.int32))
         out["position_feature"][i, :d], zero[i, :d] = feats, zeros
         out["n_slots"][i], out["n_positions"][i] = k, d
     chunks, start = [np.zeros(1)], 1  # entry 0 is never read; it keeps the table non-empty
@@ -247,7 +250,7 @@ def _leaf_arrays(leaves: list[tuple]) -> dict[str, np.ndarray]:
         out["offset"][rows] = start + np.arange(len(rows)) * blocks[0].size
         chunks.append(blocks.reshape(-1))
         start += blocks.size
-    out["table"] = np.concatenate(chunks)
+    out["table"] = np.concatenate(chunks).astype(np.float32)  # XGBoost's own precision; half the memory to reach
     return out
 
 
