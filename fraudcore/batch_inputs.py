@@ -111,7 +111,8 @@ def sql_chunks(ds: LoadedDataset, scorer: Scorer, layout: RowLayout, work: Path,
     """Chunks from the on-disk path: DuckDB's window SQL over every valid row into a temp Parquet, read back."""
     path = work / "features.parquet"
     config = scorer.feature_config
-    rel = build_features(ds.con, "__fc_valid", config) if config is not None else ds.con.sql("SELECT * FROM __fc_valid")
+    rel = build_features(ds.con, "__fc_valid", config, ordered=False) if config is not None else \
+        ds.con.sql("SELECT * FROM __fc_valid")  # ordered by file row below
     rel.create_view("__fc_features", replace=True)
     inputs = ", ".join(f"f.{qident(c)}" for c in dict.fromkeys([ROW, *scorer.feature_names]))
     raw = ", ".join(f"r.{qident(c)} AS {qident(layout.raw[c])}" for c in layout.originals)

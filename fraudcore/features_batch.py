@@ -177,8 +177,9 @@ def typed_sql(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig
 
 
 def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureConfig,
-                   out: Path | None = None) -> duckdb.DuckDBPyRelation:
-    """Source rows plus point-in-time features, ordered by (time, id); written to Parquet at ``out`` if given."""
+                   out: Path | None = None, ordered: bool = True) -> duckdb.DuckDBPyRelation:
+    """Source rows plus point-in-time features, ordered by (time, id) unless ``ordered`` is False (for callers that
+    order them their own way); written to Parquet at ``out`` if given."""
     typed, types = typed_sql(con, source, config)
     plan = feature_plan(config)
     plain = plain_columns(con, typed)
@@ -193,7 +194,8 @@ def build_features(con: duckdb.DuckDBPyConnection, source: str, config: FeatureC
     joins = "".join(f" LEFT JOIN ({_entity_sql(e, config, plain)}) AS {alias[e]} ON {alias[e]}.__fc_key = b.__fc_key"
                     for e in entities)
     sql = (f"WITH base AS MATERIALIZED (SELECT *, {velocity} AS __fc_vp, {risk} AS __fc_rp FROM ({typed})) "
-           f"SELECT {', '.join(cols)} FROM base AS b{joins} ORDER BY b.__fc_t, b.{_q(config.event_id)}")
+           f"SELECT {', '.join(cols)} FROM base AS b{joins}"
+           + (f" ORDER BY b.__fc_t, b.{_q(config.event_id)}" if ordered else ""))
     rel = con.sql(sql)
     if out is not None:
         rel.write_parquet(str(out))
