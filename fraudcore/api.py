@@ -3,7 +3,10 @@
 ``POST /api/score`` takes one event object or a list of them (the dataset's fields) as ``application/json`` and
 answers, for a single object, one result ``{"event_id", "score", "tier", "reasons", "model_id"}`` (reasons: the top
 3 for every event); for a list, ``{"model_id", "results": [result, ...]}`` in the order sent. Every scored event is
-stored in the workbench's DuckDB file through the process's one store (a re-sent event id is stored once).
+stored in the workbench's DuckDB file through the process's one store writer (a re-sent event id is stored once).
+Write-behind by default (``FRAUDCORE_API_WRITE=async``): the answer leaves once the events are scored and handed to
+the store writer, which commits them a few milliseconds later (grouped with whatever else is queued; the app's
+shutdown commits what is queued). ``FRAUDCORE_API_WRITE=sync`` answers only after the commit (a failed write: 503).
 Errors are JSON ``{"error", "message", "errors"?: [{"field", "message"}]}``: 401 without the configured key,
 413 over the size or count limit, 415 for another content type, 422 for bad JSON or fields, 503 without a champion.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,18 +25,19 @@ from starlette.routing import Route
 
 from fraudcore import __version__, runtime
 from fraudcore.config import get_paths
-from fraudcore.errors import ModelArtifactError
-from fraudcore.ingest import ingest
+from fraudcore.errors import FraudcoreError, ModelArtifactError
+from fraudcore.ingest import prepare, submit
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 
-__all__ = ["JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes", "check_content_type", "check_key",
-           "parse_events", "read_body", "score_and_store"]
+__all__ = ["ENV_API_WRITE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes",
+           "check_content_type", "check_key", "parse_events", "read_body", "score_and_store", "write_mode"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_EVENTS = 1000
 JSON_TYPE = "application/json"
 REASONS_PER_EVENT = 3
 ALL_TIERS = ("low", "medium", "high")  # the API explains every event, not only alerts
+ENV_API_WRITE = "FRAUDCORE_API_WRITE"  # async (default): answer, then commit; sync: commit, then answer
 _KEY_HINT = ("send it in the X-API-Key header (or 'Authorization: Bearer KEY'); the server's key is FRAUDCORE_API_KEY "
              "or api_key in .streamlit/secrets.toml")
 
@@ -197,18 +202,37 @@ def _unprocessable(field: str, message: str) -> ApiError:
 
 # ---- the CPU part (runs in the thread pool so the event loop keeps serving the pages' websockets) ----------------
 
+def write_mode() -> str:
+    """How POST /api/score stores: 'async' (answer once scored; committed a few ms later) or 'sync' (after the
+    commit), from FRAUDCORE_API_WRITE; anything else is refused with what to set."""
+    mode = os.environ.get(ENV_API_WRITE, "async").strip().lower() or "async"
+    if mode not in ("async", "sync"):
+        raise ApiError(500, "misconfigured", f"{ENV_API_WRITE}={mode!r} is not a write mode; set it to async "
+                       "(answer, then commit) or sync (commit, then answer) and restart the app")
+    return mode
+
+
 def score_and_store(workbench: runtime.Workbench, events: list[Any]) -> tuple[list[dict[str, Any]], str]:
     """Validate every event (422 listing each bad field, nothing stored), score with the champion, explain every
-    event (top 3), store events and scores in one transaction; returns the results in order and the model id."""
+    event (top 3), hand events and scores to the store writer (one transaction; see ``write_mode``); returns the
+    results in order and the model id."""
+    mode = write_mode()
     scorer = _champion_scorer(workbench)
     single = len(events) == 1
     try:
-        result = ingest(workbench, events, source="api", strict=True, k=REASONS_PER_EVENT, explain_tiers=ALL_TIERS,
-                        model_id=scorer.model_id)
+        prepared = prepare(workbench, events, source="api", strict=True, k=REASONS_PER_EVENT,
+                           explain_tiers=ALL_TIERS, model_id=scorer.model_id)
     except EventValidationError as exc:
         errors = [{"field": e["field"].removeprefix("[0].") if single else e["field"], "message": e["message"]}
                   for e in exc.errors]
         raise ApiError(422, "invalid_events", _invalid_message(errors), errors=errors) from None
+    try:
+        ticket = submit(workbench, prepared)
+        if mode == "sync":
+            prepared.result.stored = ticket.wait()
+    except FraudcoreError as exc:
+        raise ApiError(503, "not_stored", f"{exc}. The events were scored but not stored; send them again") from None
+    result = prepared.result
     return [_result(scorer, s) for s in result.scored], result.model_id
 
 

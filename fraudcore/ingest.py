@@ -146,7 +146,7 @@ def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tupl
                 history.release(token)
             raise
         ids = [str(i) for i in scored.ids]
-        live.pending.update(zip(ids, ((scored, j) for j in range(len(ids))), strict=True))
+        live.remember(ids, scored)
     batch = write_batch(scorer, chosen, [records[valid[j][0]] for j in fresh.rows], fresh.times, fresh.amounts,
                         [scored.score_rows(), *challenger.parts])
     batch.rejects, batch.source, batch.cursor = [(r, why) for _, r, why in rejected], source, cursor
@@ -167,9 +167,11 @@ def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tupl
     return Prepared(result, batch, holders, pending, ids)
 
 
-def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None] | None = None) -> Ticket:
+def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None] | None = None,
+           after: Ticket | None = None) -> Ticket:
     """Hand a prepared batch to the workbench's store writer; ``on_done(ticket)`` runs once it committed or failed
-    (on the writer's thread). If the writer refuses it, the batch is cancelled and the error raised."""
+    (on the writer's thread); with ``after``, it is written only if that batch was. If the writer refuses it, the
+    batch is cancelled and the error raised."""
     live = _live(workbench)
 
     def done(ticket: Ticket) -> None:
@@ -179,8 +181,8 @@ def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None]
             on_done(ticket)
 
     try:
-        return workbench.writer().submit(prepared.batch, holders=prepared.holders, pending=prepared.pending,
-                                         on_done=done)
+        return workbench.writer().submit(prepared.batch, after=after, holders=prepared.holders,
+                                         pending=prepared.pending, on_done=done)
     except BaseException:
         cancel(workbench, prepared)
         raise
@@ -197,11 +199,20 @@ def cancel(workbench: Any, prepared: Prepared) -> None:
 
 class _Live:
     def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.pending: dict[str, tuple[ScoredColumns, int]] = {}
+        self.lock = threading.RLock()  # held by a prepare
+        self.pending: dict[str, tuple[ScoredColumns, int]] = {}  # guarded by pending_lock (the writer's thread forgets)
+        self.pending_lock = threading.Lock()
+
+    def remember(self, ids: list[str], scored: ScoredColumns) -> None:
+        with self.pending_lock:
+            self.pending.update(zip(ids, ((scored, j) for j in range(len(ids))), strict=True))
+
+    def held(self, event_id: str) -> tuple[ScoredColumns, int] | None:
+        with self.pending_lock:
+            return self.pending.get(event_id)
 
     def forget(self, ids: list[str]) -> None:
-        with self.lock:
+        with self.pending_lock:
             for event_id in ids:
                 self.pending.pop(event_id, None)
 
@@ -234,8 +245,8 @@ def _fresh(scorer: Scorer, store: Store, recent: RecentHistory | None, events: l
     seen: dict[str, int] = {}
     first = [seen.setdefault(str(ev[id_column]), j) for j, ev in enumerate(events)]
     if recent is None:
-        unseen = [i for i in seen if i not in live.pending]
-        stored = store.known_ids(unseen) | {i for i in seen if i in live.pending}
+        pending = {i for i in seen if live.held(i) is not None}
+        stored = store.known_ids([i for i in seen if i not in pending]) | pending
         rows = [j for j in range(len(events)) if first[j] == j and str(events[j][id_column]) not in stored]
         times = np.array([events[j][time_column].value // 1000 for j in rows], dtype=np.int64)
         amounts = np.array([_amount(events[j].get(scorer.spec.amount)) for j in rows], dtype=float)
@@ -296,11 +307,10 @@ def _stored_scores(scorer: Scorer, store: Store, live: _Live, events: dict[int, 
     if not events:
         return {}
     id_column, out = scorer.spec.event_id, {}
-    with live.lock:
-        for j, ev in events.items():
-            held = live.pending.get(str(ev[id_column]))
-            if held is not None:
-                out[j] = held[0].event(held[1])
+    for j, ev in events.items():
+        held = live.held(str(ev[id_column]))
+        if held is not None:
+            out[j] = held[0].event(held[1])
     ids = [str(ev[id_column]) for j, ev in events.items() if j not in out]
     if ids:
         few = len(ids) <= 64  # a few: index lookups

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from fraudcore.features import feature_names
 from fraudcore.scoring import ScoredEvent, Scorer
-from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch
+from fraudcore.store_write import CASE_TIERS, JSON_ROWS, ScoreRows, WriteBatch, json_objects
 
 __all__ = ["SMALL_BATCH", "ScoredColumns", "score_columns", "write_batch"]
 
-SMALL_BATCH = 64  # up to this many events, model inputs go record by record (a frame costs more per column)
+SMALL_BATCH = 32  # up to this many events, model inputs go record by record (an Arrow table costs more per column)
 
 
 @dataclass
@@ -54,13 +54,15 @@ class ScoredColumns:
                 for j, (i, s, t, row) in enumerate(zip(self.ids, self.scores.tolist(), self.tiers, rows, strict=True))]
 
     def score_rows(self, shadow: bool = False) -> ScoreRows:
-        """The rows to store (inputs written as JSON by the store)."""
+        """The rows to store: the inputs as JSON text for a few rows, else as columns DuckDB writes as JSON."""
         reasons = [json.dumps(self.reasons[j], default=_plain) if j in self.reasons else "[]"
                    for j in range(len(self))]
-        return ScoreRows({"event_id": [str(i) for i in self.ids], "model_id": self.model_id, "score": self.scores,
-                          "tier": self.tiers, "reasons": reasons, "shadow": shadow},
-                         {n: np.ascontiguousarray(c) if isinstance(c, np.ndarray) else c
-                          for n, c in self.inputs.items()})
+        columns = {"event_id": [str(i) for i in self.ids], "model_id": self.model_id, "score": self.scores,
+                   "tier": self.tiers, "reasons": reasons, "shadow": shadow}
+        if len(self) <= JSON_ROWS:
+            return ScoreRows({**columns, "features": json_objects(list(self.inputs), list(self.inputs.values()))})
+        return ScoreRows(columns, {n: np.ascontiguousarray(c) if isinstance(c, np.ndarray) else c
+                                   for n, c in self.inputs.items()})
 
 
 def score_columns(scorer: Scorer, events: list[dict], features: np.ndarray, k: int,
@@ -81,10 +83,11 @@ def score_columns(scorer: Scorer, events: list[dict], features: np.ndarray, k: i
     ids = [ev.get(scorer.spec.event_id) for ev in events]
     if not events:
         return ScoredColumns(scorer.model_id, ids, np.empty(0), [], {}, inputs)
-    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column frame overhead
+    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column overhead
         scores, tiers = scorer.score_records(_records(inputs, range(len(events))))
     else:
-        scores, tiers = scorer.score_records(pd.DataFrame(inputs))
+        scores, tiers = scorer.score_records(pa.table({c: pa.array(v, from_pandas=True) if isinstance(v, np.ndarray)
+                                                       else pa.array(v, pa.string()) for c, v in inputs.items()}))
     tiers = tiers.astype(str).tolist()
     explain = [j for j, t in enumerate(tiers) if t in explain_tiers] if k > 0 else []
     reasons = dict(zip(explain, scorer.reasons(_records(inputs, explain), k), strict=True)) if explain else {}

@@ -29,6 +29,7 @@ from fraudcore.writer import Ticket
 __all__ = ["FeedRejected", "Poller", "PollerController", "start_poller"]
 
 MIN_BATCH, MAX_BATCH = 100, 1000
+IN_FLIGHT = 4  # pages handed to the store writer and not committed yet (it commits them together)
 
 
 class FeedRejected(FeedError):
@@ -54,7 +55,7 @@ class Poller:
         self.on_commit = on_commit
         self._read_cursor: str | None = None  # the last one read (ahead of ``cursor`` while a page is in flight)
         self._read = 0  # records read
-        self._inflight: Ticket | None = None
+        self._inflight: deque[Ticket] = deque()
         self._lock = threading.Lock()
         self.counts = {"events": 0, "stored": 0, "duplicates": 0, "quarantined": 0, "errors": 0, "batches": 0}
         self.by_tier: dict[str, int] = {}
@@ -90,9 +91,10 @@ class Poller:
         if records or following != self._read_cursor:
             prepared = prepare(self.workbench, records, source=self.name, cursor=(self.name, following),
                                strict=False, model_id=self.model_id)
-            self.settle(prepared)
-            self._inflight = submit(self.workbench, prepared, on_done=lambda t: self._committed(
-                t, prepared.result, following, lag, len(records)))
+            self.settle(prepared, keep=IN_FLIGHT - 1)
+            previous = self._inflight[-1] if self._inflight else None
+            self._inflight.append(submit(self.workbench, prepared, after=previous, on_done=lambda t: self._committed(
+                t, prepared.result, following, lag, len(records))))
         else:
             self.settle()
             with self._lock:
@@ -102,20 +104,25 @@ class Poller:
         self._read += len(records)
         return len(records)
 
-    def settle(self, following: Prepared | None = None) -> None:
-        """Wait for the page in flight; if its write failed, drop ``following`` (prepared against it) and read again
-        from the last committed cursor (FeedError)."""
-        ticket, self._inflight = self._inflight, None
-        if ticket is None:
-            return
-        ticket.done.wait()
-        if ticket.error is not None:
+    def settle(self, following: Prepared | None = None, keep: int = 0) -> None:
+        """Wait until at most ``keep`` pages are in flight; if a page's write failed, wait for the rest (they fail
+        too), drop ``following`` (prepared against them) and read again from the last committed cursor (FeedError)."""
+        while len(self._inflight) > keep:
+            self._inflight[0].done.wait()
+            if self._inflight[0].error is None:
+                self._inflight.popleft()
+                continue
+            error = self._inflight[0].error
+            for ticket in self._inflight:
+                ticket.done.wait()
+            self._inflight.clear()
             if following is not None:
                 cancel(self.workbench, following)
             with self._lock:
                 self._read_cursor, self._read = self.cursor, self.counts["events"]
-            raise FeedError(f"the store did not take a page ({ticket.error}); reading again from cursor "
-                            f"{self.cursor}")
+            raise FeedError(f"the store did not take a page ({error}); reading again from cursor {self.cursor}")
+        if any(t.done.is_set() and t.error is not None for t in self._inflight):
+            self.settle(following, keep=0)
 
     def _committed(self, ticket: Ticket, result: IngestResult, following: str, lag: int | None, n: int) -> None:
         """A page's transaction is done (the writer's thread): count it, move the committed cursor."""

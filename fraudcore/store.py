@@ -147,12 +147,13 @@ class Store:
         batch.cursor, batch.rejects, batch.source = cursor, list(rejects), source
         return self.commit([batch])[0]
 
-    def commit(self, batches: Sequence[WriteBatch],
-               on_commit: Callable[[int, int], None] | None = None) -> list[int]:
+    def commit(self, batches: Sequence[WriteBatch], on_commit: Callable[[int, int], None] | None = None, *,
+               trusted: bool = False) -> list[int]:
         """Write ``batches`` (see ``fraudcore.store_write``) in ONE transaction; the events newly stored per batch.
-        ``on_commit(before, after)`` runs once it committed, as ``generation`` moves, under the generation lock."""
+        ``on_commit(before, after)`` runs once it committed, as ``generation`` moves, under the generation lock.
+        ``trusted``: no event is stored yet (else duckdb.ConstraintException and nothing written)."""
         with self.transaction(events_changed=any(len(b) for b in batches), on_commit=on_commit) as con:
-            return commit_batches(con, batches, _utcnow())
+            return commit_batches(con, batches, _utcnow(), trusted=trusted)
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
         """Keep rejected records verbatim (JSON) with why and when; returns how many were kept."""

@@ -27,6 +27,7 @@ __all__ = ["CASE_TIERS", "FEW_ROWS", "ScoreRows", "WriteBatch", "commit_batches"
 
 CASE_TIERS = ("medium", "high")
 FEW_ROWS = 16  # up to this many rows an insert binds values instead of scanning an Arrow table
+JSON_ROWS = 64  # up to this many score rows, Python formats the model inputs as JSON (DuckDB beyond)
 
 
 @dataclass
@@ -67,20 +68,24 @@ class WriteBatch:
         return len(self.event_id)
 
 
-def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch], now: datetime) -> list[int]:
+def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch], now: datetime, *,
+                   trusted: bool = False) -> list[int]:
     """Insert ``batches`` inside the caller's transaction: events not stored yet (the first of an id wins), then the
     entity keys, scores and cases of those only, rejects not kept before, and each feed's last cursor. Returns the
-    events newly stored per batch."""
+    events newly stored per batch. ``trusted``: the caller checked that no event is stored yet (the live path's
+    recent history knows); a stored one then fails the insert (duckdb.ConstraintException) instead of costing a
+    lookup every time, and the caller writes again untrusted."""
     merged, owner = _merge(batches)
-    fresh = _insert_events(con, merged, now)
+    fresh = _insert_events(con, merged, now, trusted)
     counts = [0] * len(batches)
     for event_id in fresh:
         counts[owner[event_id]] += 1
     if fresh:
         keep = None if len(fresh) == len(merged) else fresh
         _insert_entities(con, merged if keep is None else merged.take_ids(keep))
-        for part in (p for b in batches for p in b.scores):
-            _insert_scores(con, part if keep is None else part.take(_in(part.columns["event_id"], keep)), now)
+        parts = [p if keep is None else p.take(_in(p.columns["event_id"], keep)) for b in batches for p in b.scores]
+        for part in _merge_parts(parts):
+            _insert_scores(con, part, now)
         cases = [c for b in batches for c in _case_rows(b) if keep is None or c[0] in keep]
         _insert(con, "cases", {"event_id": [c[0] for c in cases], "tier": [c[1] for c in cases],
                                "risk": [c[2] for c in cases], "amount": [c[3] for c in cases], "opened_at": now})
@@ -176,35 +181,34 @@ def _merge(batches: Sequence[WriteBatch]) -> tuple[_Events, dict[str, int]]:
     return merged, owner
 
 
-def _insert_events(con: duckdb.DuckDBPyConnection, ev: _Events, now: datetime) -> set[str]:
-    """Insert the events whose id is not stored yet (the primary key decides); the ids inserted."""
+def _insert_events(con: duckdb.DuckDBPyConnection, ev: _Events, now: datetime, trusted: bool) -> set[str]:
+    """Insert the events whose id is not stored yet; the ids inserted."""
     if not len(ev):
         return set()
-    columns = {"event_id": ev.ids, "event_time": ev.times, "amount": ev.amount, "label": ev.label, "raw": ev.raw,
-               "stored_at": now}
-    return {i for (i,) in _insert(con, "events", columns, verb="INSERT OR IGNORE", returning="event_id")}
+    if not trusted:
+        if len(ev) <= FEW_ROWS:  # index lookups
+            found = con.execute(f"SELECT event_id FROM events WHERE event_id IN ({', '.join('?' * len(ev))})",
+                                ev.ids).fetchall()
+        else:
+            found = con.execute("SELECT event_id FROM events WHERE event_id = ANY(?)", [ev.ids]).fetchall()
+        if found:
+            ev = ev.take_ids(set(ev.ids) - {i for (i,) in found})
+    _insert(con, "events", {"event_id": ev.ids, "event_time": ev.times, "amount": ev.amount, "label": ev.label,
+                            "raw": ev.raw, "stored_at": now})
+    return set(ev.ids)
 
 
 def _insert_entities(con: duckdb.DuckDBPyConnection, ev: _Events) -> None:
     """The long (entity_key, event_time, event_id) rows: one per event and known entity value."""
-    if len(ev) * max(len(ev.entities), 1) <= FEW_ROWS:
-        keys, at = [], []
-        for entity, values in ev.entities.items():
-            for j, value in enumerate(values):
-                if value is not None:
-                    keys.append(f"{entity}={value}")
-                    at.append(j)
-        _insert(con, "event_entities", {"entity_key": keys, "event_time": [ev.times[j] for j in at],
-                                        "event_id": [ev.ids[j] for j in at]})
-        return
-    if not ev.entities:
-        return
-    table = pa.table({"event_id": pa.array(ev.ids, pa.string()), "event_time": pa.array(ev.times),
-                      **{f"e{k}": pa.array(v, pa.string()) for k, v in enumerate(ev.entities.values())}})
-    picks = " UNION ALL ".join(f"SELECT ? || e{k}, event_time, event_id FROM incoming WHERE e{k} IS NOT NULL"
-                               for k in range(len(ev.entities)))
-    _scan(con, table, f"INSERT INTO event_entities (entity_key, event_time, event_id) {picks}",
-          [f"{e}=" for e in ev.entities])
+    keys, at = [], []
+    for entity, values in ev.entities.items():
+        prefix = f"{entity}="
+        for j, value in enumerate(values):
+            if value is not None:
+                keys.append(prefix + value)
+                at.append(j)
+    rows = np.array(at, dtype=np.int64)
+    _insert(con, "event_entities", {"entity_key": keys, "event_time": ev.times[rows], "event_id": _pick(ev.ids, rows)})
 
 
 def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetime) -> None:
@@ -212,7 +216,7 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetim
     if not n:
         return
     columns = {"scored_at": now, **part.columns}
-    if part.inputs is None or n <= FEW_ROWS:
+    if part.inputs is None or n <= JSON_ROWS:  # a few rows: Python writes the JSON faster than DuckDB plans it
         if part.inputs is not None:
             columns["features"] = json_objects(list(part.inputs), list(part.inputs.values()))
         _insert(con, "scores", columns)
@@ -225,26 +229,40 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetim
                       f"{', '.join(names[:-1])}, ?, to_json(struct_pack({fields})) FROM incoming", [now])
 
 
+def _merge_parts(parts: list[ScoreRows]) -> list[ScoreRows]:
+    """Score parts with their inputs as JSON text and the same columns joined into one (one insert for them)."""
+    kinds: dict[tuple, list[ScoreRows]] = {}
+    out = []
+    for part in parts:
+        if part.inputs is not None or len(parts) == 1:
+            out.append(part)
+        elif len(part):
+            kinds.setdefault(tuple(part.columns), []).append(part)
+    for names, group in kinds.items():
+        out.append(group[0] if len(group) == 1 else ScoreRows({
+            name: [v for part in group for v in _plain_values(part.columns[name], len(part))] for name in names}))
+    return out
+
+
 def _case_rows(batch: WriteBatch) -> list[tuple]:
     return list(zip(batch.cases["event_id"], batch.cases["tier"], batch.cases["risk"], batch.cases["amount"],
                     strict=True))
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, Any], *, verb: str = "INSERT",
-            returning: str | None = None) -> list[tuple]:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, Any]) -> None:
     """Insert columns (lists, arrays, or one value for every row) by name; bound values for a few rows, an Arrow
-    scan for more. Returns the RETURNING rows."""
+    scan for more."""
     n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
     if not n:
-        return []
+        return
     names = ", ".join(columns)
-    tail = f" RETURNING {returning}" if returning else ""
     if n <= FEW_ROWS:
         values = [_plain_values(v, n) for v in columns.values()]
         marks = ", ".join(["(" + ", ".join("?" * len(values)) + ")"] * n)
-        return con.execute(f"{verb} INTO {table} ({names}) VALUES {marks}{tail}",
-                           [v for row in zip(*values, strict=True) for v in row]).fetchall()
-    return _scan(con, _arrow(columns, n), f"{verb} INTO {table} ({names}) SELECT {names} FROM incoming{tail}")
+        params = [v for row in zip(*values, strict=True) for v in row]
+        con.execute(f"INSERT INTO {table} ({names}) VALUES {marks}", params)
+        return
+    _scan(con, _arrow(columns, n), f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming")
 
 
 def _scan(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params: list | None = None) -> list[tuple]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
 from fraudcore.errors import FraudcoreError
 from fraudcore.store import Store
 from fraudcore.store_write import WriteBatch
@@ -35,6 +37,7 @@ class Ticket:
     """One submitted batch: ``done`` once committed (``stored``: events newly stored) or failed (``error``)."""
 
     batch: WriteBatch
+    after: Ticket | None = None  # committed only if this one was (a feed's pages, in order)
     holders: frozenset | None = None  # recent histories already holding the batch's events
     pending: list[tuple[Any, int]] = field(default_factory=list)  # (history, token) of those rows
     callbacks: list[Callable[[Ticket], None]] = field(default_factory=list)
@@ -81,10 +84,11 @@ class StoreWriter:
             self._thread.start()
         return self
 
-    def submit(self, batch: WriteBatch, *, holders: Iterable[Any] | None = None,
+    def submit(self, batch: WriteBatch, *, after: Ticket | None = None, holders: Iterable[Any] | None = None,
                pending: Iterable[tuple[Any, int]] = (), on_done: Callable[[Ticket], None] | None = None) -> Ticket:
-        """Queue ``batch`` for the next group commit; ``on_done(ticket)`` runs on the writer thread once it is done."""
-        ticket = Ticket(batch, None if holders is None else frozenset(holders), list(pending),
+        """Queue ``batch`` for the next group commit; ``on_done(ticket)`` runs on the writer thread once it is done.
+        With ``after`` (submitted earlier), the batch fails without being written if that one failed."""
+        ticket = Ticket(batch, after, None if holders is None else frozenset(holders), list(pending),
                         [on_done] if on_done is not None else [])
         with self._cond:
             if not self.running:
@@ -147,7 +151,14 @@ class StoreWriter:
                 else:
                     group.append(item)
             if group:
-                self._commit(group)
+                try:
+                    self._commit(group)
+                except Exception as exc:  # a bug here must not leave anyone waiting on a ticket forever
+                    self.counts["errors"] += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    for ticket in group:
+                        if not ticket.done.is_set():
+                            self._fail(ticket, exc)
                 dirty = True
                 if self.store.wal_bytes() > self.checkpoint_bytes:
                     self._checkpoint()
@@ -155,21 +166,28 @@ class StoreWriter:
                 return
 
     def _commit(self, group: list[Ticket]) -> None:
-        """One transaction for the group; if it fails, each batch alone (one bad batch fails only itself)."""
+        """One transaction for the group; if it fails, each batch alone (one bad batch fails only itself and the
+        batches submitted after it)."""
+        broken = [t for t in group if t.after is not None and t.after.error is not None]
+        for ticket in broken:  # its predecessor failed: writing it would skip that one's events
+            self._fail(ticket, FraudcoreError("an earlier batch of the same feed was not written"))
+        group = [t for t in group if t not in broken]
+        if not group:
+            return
+        batches = [t.batch for t in group]
         try:
-            counts = self.store.commit([t.batch for t in group],
-                                       on_commit=lambda before, after: _settle(group, before, after))
+            try:  # the live path checked the ids against its recent history: no lookup per commit
+                counts = self.store.commit(batches, lambda before, after: _settle(group, before, after), trusted=True)
+            except duckdb.ConstraintException:  # someone else stored one of them meanwhile: look them up
+                counts = self.store.commit(batches, lambda before, after: _settle(group, before, after))
         except Exception as exc:  # counted, reported on the tickets, never kills the thread
             if len(group) > 1:
                 for ticket in group:
                     self._commit([ticket])
                 return
-            ticket = group[0]
-            for history, token in ticket.pending:
-                history.release(token)
             self.counts["errors"] += 1
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            self._finish(ticket, None, exc)
+            self._fail(group[0], exc)
             return
         self.counts["groups"] += 1
         self.counts["largest_group"] = max(self.counts["largest_group"], len(group))
@@ -177,6 +195,11 @@ class StoreWriter:
             self.counts["batches"] += 1
             self.counts["events"] += stored
             self._finish(ticket, stored, None)
+
+    def _fail(self, ticket: Ticket, error: BaseException) -> None:
+        for history, token in ticket.pending:
+            history.release(token)
+        self._finish(ticket, None, error)
 
     def _finish(self, ticket: Ticket, stored: int | None, error: BaseException | None) -> None:
         ticket.stored, ticket.error, ticket.committed_at = stored, error, time.monotonic()
