@@ -21,7 +21,7 @@ from fraudcore.matrix import MatrixSpec
 from fraudcore.scoring import Scorer
 from fraudcore.thresholds import assign_tiers
 
-__all__ = ["TIERS", "output_schema", "score_chunks"]
+__all__ = ["TIERS", "Clock", "output_schema", "score_chunks"]
 
 Progress = Callable[[float, str], None]
 TIERS = ("high", "medium", "low")
@@ -44,6 +44,7 @@ class Clock:
 
     @staticmethod
     def now() -> tuple[float, float]:
+        """Wall and process CPU seconds now (CPU counts every thread: the model's, DuckDB's, the writer's)."""
         return time.perf_counter(), time.process_time()
 
 
