@@ -27,7 +27,7 @@ from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.loading import qident
 from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch, commit_batches, keep_rejects
 
-__all__ = ["CASE_TIERS", "SCHEMA_VERSION", "EventKeys", "Store", "WriteBatch", "store_stats"]
+__all__ = ["CASE_TIERS", "SCHEMA_VERSION", "EventKeys", "Store", "WriteBatch", "frames_batch", "store_stats"]
 
 MIGRATIONS: list[list[str]] = [
     [  # 1: events, their entity values, scores, quarantine, feed cursors, review cases and decisions
@@ -95,6 +95,7 @@ class Store:
         self._con, self.path, self.read_only, self.keys = con, path, read_only, keys
         self._lock = threading.RLock()
         self._generation_lock = threading.Lock()
+        self._threshold: str | None = None  # DuckDB's checkpoint threshold while auto-checkpoints are off
         self.generation = 0  # bumped by every write_batch / set_labels: in-memory copies know when to reload
 
     @classmethod
@@ -178,9 +179,17 @@ class Store:
             yield generation
 
     def auto_checkpoint(self, enabled: bool) -> None:
-        """Let DuckDB checkpoint by itself once the WAL passes 16 MB (its default), or only when asked."""
+        """Let DuckDB checkpoint by itself once the WAL passes its threshold (as before it was switched off), or
+        only when asked (``checkpoint``)."""
         with self._lock:
-            self._db().execute(f"SET checkpoint_threshold = '{'16MB' if enabled else '1TB'}'")
+            con = self._db()
+            if not enabled and self._threshold is None:
+                self._threshold = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+            if enabled and self._threshold is not None:
+                con.execute("SET checkpoint_threshold = ?", [self._threshold])
+                self._threshold = None
+            elif not enabled:
+                con.execute("SET checkpoint_threshold = '1TB'")
 
     def checkpoint(self) -> None:
         """Move the write-ahead log into the database file now."""

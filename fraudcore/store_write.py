@@ -8,6 +8,7 @@ also formats the model inputs as JSON, so the work runs in DuckDB's threads rath
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -270,7 +271,8 @@ def _scan(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params: lis
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
-        con.unregister("incoming")
+        with contextlib.suppress(duckdb.Error):  # in a transaction a failed statement aborted; the error says why
+            con.unregister("incoming")
 
 
 def _arrow(columns: dict[str, Any], n: int) -> pa.Table:

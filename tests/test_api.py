@@ -195,6 +195,32 @@ def test_a_resent_event_the_feed_stored_unexplained_gets_its_reasons(trained, sc
     assert len(results[0]["reasons"]) == 3 and count == 1  # explained now, not stored twice
 
 
+def test_write_behind_answers_before_the_commit_and_sync_after_it(trained, scorer, isolated_paths, monkeypatch):
+    install_champion(trained, isolated_paths)
+    first, second = (as_json(raw_event(trained, i)) for i in unrelated_events(trained, scorer.entities, 2))
+    workbench = runtime.current()
+    count = "SELECT count(*) AS n FROM scores WHERE event_id = ?"
+    try:
+        store = workbench.store()
+        with store.exclusive():  # the store writer cannot commit meanwhile: an answer that waited would hang here
+            results, _ = score_and_store(workbench, [first])
+            assert results[0]["event_id"] == first["event_id"] and len(results[0]["reasons"]) == 3
+            assert store.query(count, [str(first["event_id"])])["n"].item() == 0  # answered, not stored yet
+            again, _ = score_and_store(workbench, [first])  # a re-sent pending event answers its pending score
+            assert again[0]["score"] == results[0]["score"]
+        assert workbench.writer().flush(30)
+        assert store.query(count, [str(first["event_id"])])["n"].item() == 1  # durable once flushed
+        monkeypatch.setenv("FRAUDCORE_API_WRITE", "sync")
+        score_and_store(workbench, [second])
+        assert store.query(count, [str(second["event_id"])])["n"].item() == 1  # stored before the answer
+        monkeypatch.setenv("FRAUDCORE_API_WRITE", "later")
+        with pytest.raises(ApiError) as caught:
+            score_and_store(workbench, [second])
+        assert caught.value.status == 500 and "async" in caught.value.message and "sync" in caught.value.message
+    finally:
+        runtime.shutdown()
+
+
 # ---- the body parser on its own ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "status", "words"), [

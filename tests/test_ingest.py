@@ -261,3 +261,39 @@ def test_the_shadow_challenger_scores_new_events_in_the_same_transaction(workben
     _assert_features_equal(live.loc[batch.index, names].astype(float), batch[names])  # its own features
     again = ingest(workbench, _records(part), source="feed")
     assert again.stored == 0 and len(store.query("SELECT * FROM scores WHERE shadow")) == 600
+
+
+def test_pending_events_are_history_and_known_until_committed(workbench, trained):
+    """Pages prepared back to back while nothing commits see each other's events (the same features as training),
+    know a re-sent pending event, survive a reload of the history in between, and a cancelled page is new again."""
+    from fraudcore.ingest import cancel, prepare, submit
+
+    subset = trained.frame[trained.frame["terminal_id"] % 3 == 1].reset_index(drop=True)
+    parts = _time_ordered_batches(subset.iloc[:1200], seed=5, most=200)
+    store, prepared = workbench.store(), []
+    with store.exclusive():  # the writer cannot commit: every page stays pending
+        for k, part in enumerate(parts):
+            resent = _records(parts[k - 1].iloc[:1]) if k else []
+            prepared.append(prepare(workbench, _records(part) + resent, source="test"))
+            submit(workbench, prepared[-1])
+            if k == len(parts) // 2:  # a write the history did not make: it reloads, keeping the pending rows
+                labels = subset.iloc[:5][["event_id", "is_fraud"]].rename(columns={"is_fraud": "label"})
+                store.set_labels(labels)
+        assert store.stats()["events"] == 0
+    workbench.writer().flush(60)
+    assert all(p.result.duplicates == (1 if k else 0) for k, p in enumerate(prepared))
+    assert all(p.result.scored[-1].score == prepared[k - 1].result.scored[0].score
+               for k, p in enumerate(prepared) if k)  # the re-sent one answers its pending score
+    scorer = workbench.scorer()
+    names = feature_names(scorer.feature_config)
+    live = pd.DataFrame([s.features for p in prepared for s in p.result.scored],
+                        index=[s.event_id for p in prepared for s in p.result.scored])
+    live = live[~live.index.duplicated()]
+    batch = build_features_frame(subset.iloc[:1200].drop(columns=LEAK), scorer.feature_config).set_index("event_id")
+    _assert_features_equal(live.loc[batch.index, names], batch[names])
+    assert store.stats()["events"] == store.stats()["distinct_event_ids"] == 1200
+
+    later = _records(subset.iloc[1200:1300])
+    cancel(workbench, prepare(workbench, later, source="test"))
+    again = prepare(workbench, later, source="test")
+    assert again.result.duplicates == 0 and submit(workbench, again).wait(60) == 100

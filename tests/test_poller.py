@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import duckdb
 import pytest
 
 from fraudcore import runtime
@@ -53,6 +54,28 @@ def test_poller_stores_every_valid_event_once_and_quarantines_the_rest(workbench
     assert store.cursor(feed.source.name) == status["cursor"] and status["feed"] == feed.source.name
     reasons = store.query("SELECT reason FROM quarantine")["reason"]
     assert all(reasons.str.len() > 10)
+
+
+def test_a_page_the_store_did_not_take_is_read_again_and_nothing_is_lost(workbench, trained, monkeypatch):
+    feed = _feed(trained, FeedOptions(total=2400, seed=4))
+    calls, original = {"n": 0}, Store.commit
+
+    def flaky(self, batches, *args, **kwargs):  # a short outage of the disk after a few pages
+        calls["n"] += 1
+        if 3 <= calls["n"] <= 6:
+            raise duckdb.IOException("could not write the WAL (test)")
+        return original(self, batches, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "commit", flaky)
+    try:
+        status = Poller(workbench, feed.url, batch=200, idle_s=0.3, backoff_s=0.01).run(threading.Event(),
+                                                                                         until_idle=True)
+    finally:
+        feed.stop()
+    assert status["errors"] >= 1 and "did not take a page" in status["last_error"]
+    counts = _counts(workbench.store())
+    assert counts == {"events": 2400, "distinct": 2400, "quarantined": 0, "scores": 2400}
+    assert status["stored"] == 2400 and workbench.store().cursor(feed.source.name) == status["cursor"]
 
 
 def test_a_new_poller_resumes_from_the_stored_cursor(workbench, trained):
