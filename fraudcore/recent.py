@@ -61,6 +61,7 @@ class RecentHistory:
                           np.empty(0, np.int64), {e: np.empty(0, np.int64) for e in self.entities})
         self._values: dict[str, dict[str, int]] = {e: {} for e in self.entities}
         self._ids: set[Any] = set()
+        self._index: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # entity -> held rows by code (see _locate)
 
     @property
     def rows(self) -> Rows:
@@ -126,7 +127,7 @@ class RecentHistory:
         rows = Rows(np.array([ev[cfg.event_time].value // 1000 for ev in events], dtype=np.int64),
                     self._id_array([ev[cfg.event_id] for ev in events]), amu, known,
                     np.array([0 if v is None or v != v else int(v) for v in labels], dtype=np.int64),
-                    {e: self._codes(e, pd.Series([_text(ev.get(e)) for ev in events], dtype=object))
+                    {e: self._codes(e, [_text(ev.get(e)) for ev in events])
                      for e in self.entities})
         return rows, amounts
 
@@ -147,7 +148,7 @@ class RecentHistory:
                 self._load(store, need, self.horizon)
                 self.horizon = need
         return batch_features(self.rows, batch, amounts, self.config,
-                              {e: len(v) for e, v in self._values.items()})
+                              {e: len(v) for e, v in self._values.items()}, self._locate)
 
     def add(self, store: Store, batch: Rows, generation_before: int) -> None:
         """Append a batch just written to ``store`` (or reload later if someone else wrote meanwhile)."""
@@ -169,10 +170,12 @@ class RecentHistory:
             self._ids = {str(i) for i in self._ids}
         return np.array([str(i) for i in ids], dtype=object)
 
-    def _codes(self, entity: str, texts: pd.Series) -> np.ndarray:
+    def _codes(self, entity: str, texts: pd.Series | list) -> np.ndarray:
         """Value codes of canonical texts (None: -1), adding unseen values."""
-        factor, uniques = pd.factorize(texts, use_na_sentinel=True)
         mapping = self._values[entity]
+        if isinstance(texts, list) and len(texts) <= 64:  # a few: dict lookups beat a factorize
+            return np.array([-1 if t is None else mapping.setdefault(t, len(mapping)) for t in texts], dtype=np.int64)
+        factor, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
         lookup = np.array([mapping.setdefault(v, len(mapping)) for v in uniques.tolist()] + [-1], dtype=np.int64)
         return lookup[factor]
 
@@ -204,6 +207,21 @@ class RecentHistory:
                     {e: self._codes(e, _canonical(frame[e], frame[f"{e}__type"])) for e in self.entities})
         self._append_new(rows)
 
+    def _locate(self, entity: str, codes: np.ndarray) -> np.ndarray:
+        """Positions of the held rows whose ``entity`` code is in ``codes`` (sorted, distinct): binary searches in
+        an index by code, rebuilt once the rows appended since outgrow an eighth of it, plus a scan of those."""
+        order, sorted_codes = self._index.get(entity, (None, None))
+        if order is None or self._n - len(order) > max(4096, len(order) // 8):
+            column = self._rows.codes[entity][:self._n]
+            order = np.argsort(column, kind="stable")
+            sorted_codes = column[order]
+            self._index[entity] = (order, sorted_codes)
+        lo = np.searchsorted(sorted_codes, codes, "left")
+        counts = np.searchsorted(sorted_codes, codes, "right") - lo
+        found = order[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        tail = self._rows.codes[entity][len(order):self._n]
+        return np.concatenate([found, len(order) + np.flatnonzero(np.isin(tail, codes))])
+
     def _append_new(self, rows: Rows) -> None:
         """Append the rows whose id is not held yet."""
         if self._n and len(rows.t):
@@ -229,7 +247,7 @@ class RecentHistory:
     def _rebuild(self, rows: Rows, values: dict[str, list]) -> Rows:
         """Portable rows coded with the current values."""
         return self._compatible(Rows(rows.t, rows.ids, rows.amu, rows.known, rows.label,
-                                     {e: self._codes(e, pd.Series(values[e], dtype=object)) for e in self.entities}))
+                                     {e: self._codes(e, values[e]) for e in self.entities}))
 
     def _maybe_compact(self) -> None:
         keep_from = min(self.newest - self.lookback_us - self.slack_us, self._need)  # late feeds keep their need
@@ -268,7 +286,7 @@ class RecentHistory:
                 for rows in self._pending.values():
                     rows.codes[e] = remap[rows.codes[e] + 1]
         self._ids.difference_update(self.rows.ids[self.rows.t < horizon].tolist())
-        self._rows, self._n, self.horizon = kept, len(kept.t), horizon
+        self._rows, self._n, self.horizon, self._index = kept, len(kept.t), horizon, {}
 
 
 def _empty_like(rows: Rows, size: int) -> Rows:

@@ -6,7 +6,7 @@ sees the history rows and the batch's own events that come before it in (time, i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ from fraudcore.features import FeatureConfig, cached_plan, to_us
 __all__ = ["Rows", "batch_features", "concat_rows", "micro_units"]
 
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+Locate = Callable[[str, np.ndarray], np.ndarray]  # (entity, value codes) -> positions of the held rows with them
 
 
 @dataclass
@@ -52,12 +53,16 @@ def micro_units(amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Groups:
     """One entity's history and batch rows sorted by (value, time, id), prefix sums, and each batch row's place."""
 
-    def __init__(self, held: Rows, batch: Rows, entity: str, n_codes: int) -> None:
+    def __init__(self, held: Rows, batch: Rows, entity: str, n_codes: int, locate: Locate | None = None) -> None:
         codes = batch.codes[entity]
         self.rows = np.flatnonzero(codes >= 0)
-        wanted = np.zeros(n_codes + 1, dtype=bool)
-        wanted[codes[self.rows] + 1] = True
-        both = concat_rows([held.take(np.flatnonzero(wanted[held.codes[entity] + 1])), batch.take(self.rows)])
+        if locate is not None:  # an index over the held rows: no scan of every one
+            found = locate(entity, np.unique(codes[self.rows]))
+        else:
+            wanted = np.zeros(n_codes + 1, dtype=bool)
+            wanted[codes[self.rows] + 1] = True
+            found = np.flatnonzero(wanted[held.codes[entity] + 1])
+        both = concat_rows([held.take(found), batch.take(self.rows)])
         n_held = len(both.t) - len(self.rows)
         start = int(both.t.min()) if len(both.t) else 0
         rel = both.t - start
@@ -116,9 +121,10 @@ def _calendar(t: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig,
-                   n_codes: Mapping[str, int]) -> np.ndarray:
+                   n_codes: Mapping[str, int], locate: Locate | None = None) -> np.ndarray:
     """The features (columns in ``feature_plan`` order) of each batch event from ``held`` history plus the batch
-    events before it in (time, id) order; ``amounts`` are the batch's amounts (NaN when unknown)."""
+    events before it in (time, id) order; ``amounts`` are the batch's amounts (NaN when unknown). ``locate(entity,
+    codes)``, when given, returns the held rows with those value codes (else every held row is scanned)."""
     plan = cached_plan(config)
     out = np.full((len(batch.t), len(plan)), np.nan)
     if not len(batch.t):
@@ -131,7 +137,7 @@ def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: Feature
             out[:, j] = calendar[f.family]
             continue
         if f.entity not in groups:
-            groups[f.entity] = _Groups(held, batch, f.entity, n_codes[f.entity])
+            groups[f.entity] = _Groups(held, batch, f.entity, n_codes[f.entity], locate)
         g = groups[f.entity]
         window = to_us(f.window) if f.window is not None else longest
         if f.family == "nb_tx":
