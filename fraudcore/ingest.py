@@ -11,7 +11,6 @@ does both and waits for the commit.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import threading
@@ -23,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from fraudcore.errors import FraudcoreError
-from fraudcore.ingest_rows import ScoredColumns, score_columns, write_batch
+from fraudcore.ingest_checks import typed_events
+from fraudcore.ingest_rows import ScoredColumns, ShadowScores, score_columns, shadow_scores, write_batch
 from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
-from fraudcore.shadow import get_shadow
 from fraudcore.store import Store
-from fraudcore.store_write import ScoreRows, WriteBatch
+from fraudcore.store_write import WriteBatch
 from fraudcore.writer import Ticket
 
 __all__ = ["IngestResult", "Prepared", "cancel", "check_records", "ingest", "prepare", "submit"]
@@ -78,12 +76,7 @@ def check_records(scorer: Scorer, records: Sequence[Any]) -> tuple[list[tuple[in
     """Typed events (index, event) for the valid records and field errors (index, [{field, message}]) for the
     rest: the model's contract plus what storing needs (an event id, a label of 0/1 when one is sent)."""
     spec, valid, invalid = scorer.spec, [], []
-    for i, record in enumerate(records):
-        try:
-            event = scorer.validate_event(record)
-            errors = []
-        except EventValidationError as exc:
-            event, errors = None, list(exc.errors)
+    for i, (record, (event, errors)) in enumerate(zip(records, typed_events(scorer, records), strict=True)):
         if isinstance(record, Mapping):
             if spec.event_id and _missing(record.get(spec.event_id)) and not any(
                     e["field"] == spec.event_id for e in errors):
@@ -140,7 +133,8 @@ def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tupl
             fresh = _fresh(scorer, store, recent, events, live, pending)
             chosen = [events[j] for j in fresh.rows]
             scored = score_columns(scorer, chosen, fresh.features, k, explain_tiers)
-            challenger = _shadow(workbench, scorer, store, chosen, fresh.features, pending) if shadow else _Shadow()
+            challenger = shadow_scores(workbench, scorer, store, chosen, fresh.features, pending) if shadow \
+                else ShadowScores()
         except BaseException:
             for history, token in pending:
                 history.release(token)
@@ -260,45 +254,6 @@ def _fresh(scorer: Scorer, store: Store, recent: RecentHistory | None, events: l
     pending.append((recent, recent.hold(rows)))
     chosen = keep.tolist()
     return _Fresh(first, chosen, {j: r for r, j in enumerate(chosen)}, rows.t, amounts[keep], features)
-
-
-@dataclass
-class _Shadow:
-    """The shadow challenger's score rows for a batch, or why not."""
-
-    parts: list[ScoreRows] = field(default_factory=list)
-    model_id: str | None = None
-    error: str | None = None
-
-
-def _shadow(workbench: Any, scorer: Scorer, store: Store, events: list[dict], features: np.ndarray,
-            pending: list[tuple[RecentHistory, int]]) -> _Shadow:
-    """Score the new events with the shadow challenger, if one is set (its failure never stops the live path)."""
-    try:
-        record = get_shadow(workbench.paths.artifacts)
-        if record is None or record.model_id == scorer.model_id:
-            return _Shadow()
-        challenger = workbench.scorer(record.model_id)
-        keep = []
-        for j, event in enumerate(events):
-            with contextlib.suppress(EventValidationError):  # an event its contract refuses gets no shadow score
-                challenger.validate_event(event)
-                keep.append(j)
-        chosen = [events[j] for j in keep]
-        if challenger.feature_config == scorer.feature_config:
-            inputs = features[keep]
-        elif challenger.feature_config is None:
-            inputs = np.empty((len(keep), 0))
-        else:
-            history = workbench.history(challenger)
-            history.sync(store)
-            rows, amounts = history.batch_rows(chosen)
-            inputs = history.features(store, rows, amounts)
-            pending.append((history, history.hold(rows)))
-        scored = score_columns(challenger, chosen, inputs, 0, ())
-        return _Shadow([scored.score_rows(shadow=True)] if len(scored) else [], challenger.model_id)
-    except FraudcoreError as exc:
-        return _Shadow(error=f"shadow scoring skipped: {exc}")
 
 
 def _stored_scores(scorer: Scorer, store: Store, live: _Live, events: dict[int, dict],

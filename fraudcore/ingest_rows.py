@@ -6,20 +6,25 @@ review cases). Per-event Python is kept to what needs it: one JSON text per raw 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from fraudcore.errors import FraudcoreError
 from fraudcore.features import feature_names
-from fraudcore.scoring import ScoredEvent, Scorer
+from fraudcore.recent import RecentHistory
+from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
+from fraudcore.shadow import get_shadow
+from fraudcore.store import Store
 from fraudcore.store_write import CASE_TIERS, JSON_ROWS, ScoreRows, WriteBatch, json_objects
 
-__all__ = ["SMALL_BATCH", "ScoredColumns", "score_columns", "write_batch"]
+__all__ = ["SMALL_BATCH", "ScoredColumns", "ShadowScores", "score_columns", "shadow_scores", "write_batch"]
 
 SMALL_BATCH = 32  # up to this many events, model inputs go record by record (an Arrow table costs more per column)
 
@@ -116,6 +121,45 @@ def write_batch(scorer: Scorer, events: list[dict], records: list[Any], times_us
                                     ("amount", _python(amount_of.get(event_id)))):
                     batch.cases[name].append(value)
     return batch
+
+
+@dataclass
+class ShadowScores:
+    """The shadow challenger's score rows for a batch, or why not."""
+
+    parts: list[ScoreRows] = field(default_factory=list)
+    model_id: str | None = None
+    error: str | None = None
+
+
+def shadow_scores(workbench: Any, scorer: Scorer, store: Store, events: list[dict], features: np.ndarray,
+            pending: list[tuple[RecentHistory, int]]) -> ShadowScores:
+    """Score the new events with the shadow challenger, if one is set (its failure never stops the live path)."""
+    try:
+        record = get_shadow(workbench.paths.artifacts)
+        if record is None or record.model_id == scorer.model_id:
+            return ShadowScores()
+        challenger = workbench.scorer(record.model_id)
+        keep = []
+        for j, event in enumerate(events):
+            with contextlib.suppress(EventValidationError):  # an event its contract refuses gets no shadow score
+                challenger.validate_event(event)
+                keep.append(j)
+        chosen = [events[j] for j in keep]
+        if challenger.feature_config == scorer.feature_config:
+            inputs = features[keep]
+        elif challenger.feature_config is None:
+            inputs = np.empty((len(keep), 0))
+        else:
+            history = workbench.history(challenger)
+            history.sync(store)
+            rows, amounts = history.batch_rows(chosen)
+            inputs = history.features(store, rows, amounts)
+            pending.append((history, history.hold(rows)))
+        scored = score_columns(challenger, chosen, inputs, 0, ())
+        return ShadowScores([scored.score_rows(shadow=True)] if len(scored) else [], challenger.model_id)
+    except FraudcoreError as exc:
+        return ShadowScores(error=f"shadow scoring skipped: {exc}")
 
 
 def _records(inputs: dict[str, Any], rows: Sequence[int]) -> list[dict[str, Any]]:
