@@ -32,10 +32,11 @@ class Rows:
     label: np.ndarray
     codes: dict[str, np.ndarray]
 
-    def take(self, rows: np.ndarray | slice) -> Rows:
-        """The given rows."""
+    def take(self, rows: np.ndarray | slice, entities: Sequence[str] | None = None) -> Rows:
+        """The given rows (with the codes of ``entities`` only, when given)."""
+        codes = self.codes if entities is None else {e: self.codes[e] for e in entities}
         return Rows(self.t[rows], self.ids[rows], self.amu[rows], self.known[rows], self.label[rows],
-                    {e: c[rows] for e, c in self.codes.items()})
+                    {e: c[rows] for e, c in codes.items()})
 
 
 def concat_rows(parts: Sequence[Rows]) -> Rows:
@@ -62,7 +63,7 @@ class _Groups:
             wanted = np.zeros(n_codes + 1, dtype=bool)
             wanted[codes[self.rows] + 1] = True
             found = np.flatnonzero(wanted[held.codes[entity] + 1])
-        both = concat_rows([held.take(found), batch.take(self.rows)])
+        both = concat_rows([held.take(found, [entity]), batch.take(self.rows, [entity])])
         n_held = len(both.t) - len(self.rows)
         start = int(both.t.min()) if len(both.t) else 0
         rel = both.t - start
