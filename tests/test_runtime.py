@@ -53,3 +53,24 @@ def test_close_stops_services():
     wb.store()
     runtime.shutdown()
     assert stopped == [True] and not wb.store_is_open()
+
+
+def test_close_stops_the_poller_before_the_writer_which_commits_what_it_was_handed(isolated_paths):
+    import pandas as pd
+
+    from fraudcore.store import EventKeys, Store, frames_batch
+
+    wb = runtime.current()
+    events = pd.DataFrame({"event_id": [1, 2], "event_time": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    handed = []
+
+    class Poller:  # its last page reaches the writer while the app shuts down
+        def stop(self):
+            handed.append(wb.writer().submit(frames_batch(events, None, EventKeys())))
+
+    wb.services["poller"] = Poller()
+    assert wb.writer().running and wb.services["writer"] is wb.writer()
+    runtime.shutdown()
+    assert handed and handed[0].done.is_set() and handed[0].error is None
+    with Store.open(isolated_paths / "data" / "workbench.duckdb", read_only=True) as store:
+        assert store.stats()["events"] == 2
