@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from fraudcore.bagging import average_boosters
 from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.matrix import MatrixSpec
 
@@ -89,7 +90,9 @@ class _Model:
 class XGBoostModel(_Model):
     """Gradient-boosted trees (hist, native categoricals), early-stopped on average precision in validation.
 
-    ``device="cuda"`` trains on the GPU; the trained booster then predicts on the CPU, like a loaded one.
+    ``n_bags > 1`` trains that many boosters (seeds ``random_state + i``, each early-stopped) and keeps their
+    average as one booster (fraudcore.bagging). ``device="cuda"`` trains on the GPU; the trained booster then
+    predicts on the CPU, like a loaded one.
     """
 
     algo: ClassVar[str] = "xgboost"
@@ -98,12 +101,15 @@ class XGBoostModel(_Model):
                  min_child_weight: float = 1.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
                  scale_pos_weight: float = 1.0, reg_lambda: float = 1.0, early_stopping_rounds: int = 50,
                  device: str = "cpu", n_jobs: int = 2, random_state: int = 0,
-                 categorical: list[str] | None = None) -> None:
+                 categorical: list[str] | None = None, colsample_bynode: float = 1.0, gamma: float = 0.0,
+                 reg_alpha: float = 0.0, max_delta_step: float = 0.0, n_bags: int = 1) -> None:
         self.n_estimators, self.learning_rate, self.max_depth = n_estimators, learning_rate, max_depth
         self.min_child_weight, self.subsample, self.colsample_bytree = min_child_weight, subsample, colsample_bytree
         self.scale_pos_weight, self.reg_lambda = scale_pos_weight, reg_lambda
         self.early_stopping_rounds, self.device, self.n_jobs = early_stopping_rounds, device, n_jobs
         self.random_state, self.categorical = random_state, categorical
+        self.colsample_bynode, self.gamma, self.reg_alpha = colsample_bynode, gamma, reg_alpha
+        self.max_delta_step, self.n_bags = max_delta_step, n_bags
 
     def fit(self, X: pd.DataFrame, y: ArrayLike, X_valid: pd.DataFrame | None = None,
             y_valid: ArrayLike | None = None) -> Self:
@@ -118,11 +124,16 @@ class XGBoostModel(_Model):
         if stopping:
             evals = [(xgb.DMatrix(spec.frame(X_valid), label=np.asarray(y_valid), enable_categorical=True,
                                   nthread=self.n_jobs), "valid")]
-        self.booster_ = xgb.train(self._train_params(), dtrain, num_boost_round=self.n_estimators, evals=evals,
-                                  early_stopping_rounds=self.early_stopping_rounds if stopping else None,
-                                  verbose_eval=False)
-        self.booster_.set_param({"device": "cpu"})  # score where the data lives, as a loaded model does
-        self.best_iteration_ = int(self.booster_.best_iteration) if stopping else self.n_estimators - 1
+        if not isinstance(self.n_bags, int) or self.n_bags < 1:
+            raise FraudcoreError(f"n_bags must be a whole number >= 1; got {self.n_bags!r}")
+        boosters = [xgb.train({**self._train_params(), "seed": self.random_state + bag}, dtrain,
+                              num_boost_round=self.n_estimators, evals=evals,
+                              early_stopping_rounds=self.early_stopping_rounds if stopping else None,
+                              verbose_eval=False) for bag in range(self.n_bags)]
+        rounds = [int(b.best_iteration) + 1 if stopping else self.n_estimators for b in boosters]
+        self.booster_ = boosters[0] if self.n_bags == 1 else average_boosters(boosters, rounds)
+        self.booster_.set_param({"device": "cpu", "nthread": self.n_jobs})  # score on the CPU, as a loaded model does
+        self.best_iteration_ = rounds[0] - 1 if self.n_bags == 1 else sum(rounds) - 1
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -158,7 +169,8 @@ class XGBoostModel(_Model):
             "nthread": self.n_jobs, "seed": self.random_state, "eta": self.learning_rate,
             "max_depth": self.max_depth, "min_child_weight": self.min_child_weight, "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree, "scale_pos_weight": self.scale_pos_weight,
-            "lambda": self.reg_lambda,
+            "lambda": self.reg_lambda, "colsample_bynode": self.colsample_bynode, "gamma": self.gamma,
+            "alpha": self.reg_alpha, "max_delta_step": self.max_delta_step,
         }
 
     def _predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:

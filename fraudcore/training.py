@@ -44,6 +44,7 @@ class TrainRequest(BaseModel):
     features: FeatureMode = "auto"
     split: SplitPlan = Field(default_factory=SplitPlan)
     search_minutes: float = 0.5
+    search_trials: int | None = Field(default=None, ge=1)  # exactly this many trials (reproducible), not minutes
     seed: int = 0
     high: tuple[str, float | None] = ("precision", 0.9)
     medium: tuple[str, float | None] = ("alert_budget", 100.0)
@@ -109,7 +110,7 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
     y = inputs.y
     result = search(request.algo, X.iloc[split.train], y[split.train], X.iloc[split.valid], y[split.valid],
                     minutes=request.search_minutes, seed=request.seed, progress=_stage(progress, 0.25, 0.85),
-                    fixed={"categorical": inputs.categorical})
+                    fixed={"categorical": inputs.categorical}, trials=request.search_trials)
     model = result.best_model
     report(0.87, "tuning tiers on the validation window")
     valid_score = model.predict_proba(X.iloc[split.valid])
@@ -126,7 +127,7 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
                   "matrix": model.matrix_.model_dump(), "names": list(model.matrix_.feature_names)},
         params=model.get_params(),
         search={"trials": [_trial_json(t) for t in result.trials], "stopped_by": result.stopped_by,
-                "minutes": request.search_minutes, "seed": request.seed},
+                "minutes": request.search_minutes, "trials_requested": request.search_trials, "seed": request.seed},
         split=split.describe(inputs.times, y),
         tiers=tiers,
         metrics={"valid": _metrics(inputs, split.valid, valid_score, threshold, request),
