@@ -126,6 +126,13 @@ def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: Feature
     """The features (columns in ``feature_plan`` order) of each batch event from ``held`` history plus the batch
     events before it in (time, id) order; ``amounts`` are the batch's amounts (NaN when unknown). ``locate(entity,
     codes)``, when given, returns the held rows with those value codes (else every held row is scanned)."""
+    if len(batch.t) == 1:  # one event (an API call, a quiet feed): scalar arithmetic instead of grouped arrays
+        return _one_event(held, batch, float(amounts[0]), config, locate)
+    return _many_events(held, batch, amounts, config, n_codes, locate)
+
+
+def _many_events(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig,
+                 n_codes: Mapping[str, int], locate: Locate | None = None) -> np.ndarray:
     plan = cached_plan(config)
     out = np.full((len(batch.t), len(plan)), np.nan)
     if not len(batch.t):
@@ -156,3 +163,69 @@ def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: Feature
             value = count if f.family == "nb_tx_delay" else share
         out[g.rows, j] = value
     return out
+
+
+def _one_event(held: Rows, batch: Rows, amount: float, config: FeatureConfig,
+               locate: Locate | None = None) -> np.ndarray:
+    """``batch_features`` of a batch of one event: per entity the held rows before it, sorted by time with running
+    sums, and every window two binary searches (the same arithmetic, so the same numbers: tests/test_recent.py)."""
+    plan = cached_plan(config)
+    out = np.full((1, len(plan)), np.nan)
+    calendar = {name: float(value[0]) for name, value in _calendar(batch.t).items()}
+    longest = to_us(config.windows[-1]) if config.windows else 0
+    delay = to_us(config.label_delay)
+    t0, id0, own_amu, own_known = int(batch.t[0]), batch.ids[0], int(batch.amu[0]), int(batch.known[0])
+    entities: dict[str, _Entity | None] = {}
+    for j, f in enumerate(plan):
+        if f.entity is None:
+            out[0, j] = calendar[f.family]
+            continue
+        if f.entity not in entities:
+            code = int(batch.codes[f.entity][0])
+            entities[f.entity] = None if code < 0 else _Entity(held, f.entity, code, t0, id0, locate)
+        e = entities[f.entity]
+        if e is None:
+            continue
+        window = to_us(f.window) if f.window is not None else longest
+        if f.family == "nb_tx":
+            out[0, j] = float(e.n - e.after(t0 - window) + 1)
+        elif f.family in ("avg_amount", "amount_ratio"):
+            lo = e.after(t0 - window)
+            count = int(e.c_known[e.n] - e.c_known[lo]) + own_known
+            mean = float(int(e.c_amu[e.n] - e.c_amu[lo]) + own_amu) / 1e6 / count if count else np.nan
+            if f.family == "avg_amount":
+                out[0, j] = mean
+            elif not (np.isnan(amount) or np.isnan(mean) or mean == 0):
+                out[0, j] = amount / mean
+        elif f.family == "secs_since_prev":
+            if e.n > e.after(t0 - longest):
+                out[0, j] = float(t0 - int(e.t[e.n - 1])) / 1e6
+        else:
+            lo, hi = e.after(t0 - delay - window), e.after(t0 - delay)
+            count = hi - lo
+            share = float(int(e.c_label[hi] - e.c_label[lo])) / count if count > 0 else 0.0
+            out[0, j] = float(count) if f.family == "nb_tx_delay" else share
+    return out
+
+
+class _Entity:
+    """The held rows of one entity value that come before the event in (time, id) order, by time, with running
+    sums of amounts (micro-units), known amounts and labels."""
+
+    def __init__(self, held: Rows, entity: str, code: int, t0: int, id0: object, locate: Locate | None) -> None:
+        rows = locate(entity, np.array([code])) if locate is not None else \
+            np.flatnonzero(held.codes[entity] == code)
+        t = held.t[rows]
+        before = (t < t0) | ((t == t0) & (held.ids[rows] < id0))
+        rows, t = rows[before], t[before]
+        order = np.argsort(t, kind="stable")
+        rows, self.t = rows[order], t[order]
+        zero = np.zeros(1, dtype=np.int64)
+        self.c_amu = np.concatenate([zero, np.cumsum(held.amu[rows])])
+        self.c_known = np.concatenate([zero, np.cumsum(held.known[rows], dtype=np.int64)])
+        self.c_label = np.concatenate([zero, np.cumsum(held.label[rows])])
+        self.n = len(rows)
+
+    def after(self, bound: int) -> int:
+        """How many of the rows have a time <= ``bound``."""
+        return int(np.searchsorted(self.t, bound, "right"))

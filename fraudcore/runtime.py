@@ -42,8 +42,10 @@ class Workbench:
 
     def champion_id(self) -> str | None:
         """The champion's model id (re-read when champion.json changes), or None."""
-        marker = Path(self.paths.artifacts) / "champion.json"
-        stamp = marker.stat().st_mtime_ns if marker.exists() else -1.0
+        try:  # one stat per call: it runs for every scored request
+            stamp = os.stat(Path(self.paths.artifacts) / "champion.json").st_mtime_ns
+        except FileNotFoundError:
+            stamp = -1
         with self._lock:
             if self._champion is None or self._champion[0] != stamp:
                 self._champion = (stamp, champion_id(self.paths.artifacts))
