@@ -115,6 +115,10 @@ class XGBoostModel(_Model):
             y_valid: ArrayLike | None = None) -> Self:
         """Train on ``X``/``y``, stopping when validation AP stops improving (``early_stopping_rounds=0``: exactly
         ``n_estimators`` rounds and no validation window, e.g. to refit a chosen configuration on more data)."""
+        if not isinstance(self.n_bags, int) or self.n_bags < 1:
+            raise FraudcoreError(f"n_bags must be a whole number >= 1; got {self.n_bags!r}")
+        if self.n_bags > 1:
+            return self._average([self.bag(i).fit(X, y, X_valid, y_valid) for i in range(self.n_bags)])
         stopping = bool(self.early_stopping_rounds)
         if stopping and (X_valid is None or y_valid is None):
             raise FraudcoreError("xgboost needs X_valid and y_valid for early stopping; pass the validation window")
@@ -124,16 +128,31 @@ class XGBoostModel(_Model):
         if stopping:
             evals = [(xgb.DMatrix(spec.frame(X_valid), label=np.asarray(y_valid), enable_categorical=True,
                                   nthread=self.n_jobs), "valid")]
-        if not isinstance(self.n_bags, int) or self.n_bags < 1:
-            raise FraudcoreError(f"n_bags must be a whole number >= 1; got {self.n_bags!r}")
-        boosters = [xgb.train({**self._train_params(), "seed": self.random_state + bag}, dtrain,
-                              num_boost_round=self.n_estimators, evals=evals,
-                              early_stopping_rounds=self.early_stopping_rounds if stopping else None,
-                              verbose_eval=False) for bag in range(self.n_bags)]
-        rounds = [int(b.best_iteration) + 1 if stopping else self.n_estimators for b in boosters]
-        self.booster_ = boosters[0] if self.n_bags == 1 else average_boosters(boosters, rounds)
-        self.booster_.set_param({"device": "cpu", "nthread": self.n_jobs})  # score on the CPU, as a loaded model does
-        self.best_iteration_ = rounds[0] - 1 if self.n_bags == 1 else sum(rounds) - 1
+        self.booster_ = xgb.train(self._train_params(), dtrain, num_boost_round=self.n_estimators, evals=evals,
+                                  early_stopping_rounds=self.early_stopping_rounds if stopping else None,
+                                  verbose_eval=False)
+        self.booster_.set_param({"device": "cpu"})  # score where the data lives, as a loaded model does
+        self.best_iteration_ = int(self.booster_.best_iteration) if stopping else self.n_estimators - 1
+        return self
+
+    def bag(self, i: int) -> XGBoostModel:
+        """The unfitted single-seed model that is bag ``i`` of this one (seed ``random_state + i``)."""
+        return XGBoostModel(**{**self.get_params(), "random_state": self.random_state + i, "n_bags": 1})
+
+    @classmethod
+    def averaged(cls, bags: list[XGBoostModel]) -> XGBoostModel:
+        """The ``n_bags=len(bags)`` model from fitted bags 0, 1, … of it: what its ``fit`` would train."""
+        model = cls(**{**bags[0].get_params(), "n_bags": len(bags)})
+        if [b.get_params() for b in bags] != [model.bag(i).get_params() for i in range(len(bags))]:
+            raise FraudcoreError("bags must share their params and have seeds random_state, random_state + 1, …")
+        return model._average(bags)
+
+    def _average(self, bags: list[XGBoostModel]) -> Self:
+        rounds = [bag.best_iteration_ + 1 for bag in bags]
+        self.matrix_ = bags[0].matrix_
+        self.booster_ = average_boosters([bag.booster_ for bag in bags], rounds)
+        self.booster_.set_param({"device": "cpu", "nthread": self.n_jobs})
+        self.best_iteration_ = sum(rounds) - 1
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -42,6 +42,15 @@ def test_bagged_model_scores_the_mean_margin_of_its_seeds(models: dict, windows:
     assert not np.allclose(singles[0].predict_proba(Xt), singles[1].predict_proba(Xt))  # different bags
 
 
+def test_averaging_fitted_bags_is_what_fit_trains(models: dict, windows: tuple) -> None:
+    singles, bagged = models["singles"], models["bagged"]
+    again = XGBoostModel.averaged(singles)
+    assert again.get_params() == bagged.get_params() and again.best_iteration_ == bagged.best_iteration_
+    np.testing.assert_array_equal(again.predict_proba(windows[4]), bagged.predict_proba(windows[4]))
+    with pytest.raises(FraudcoreError, match="seeds random_state, random_state"):
+        XGBoostModel.averaged([singles[0], singles[2]])
+
+
 def test_exact_shap_of_the_bagged_model_is_the_mean_of_the_seeds(models: dict, windows: tuple) -> None:
     Xt = windows[4].iloc[:300]
     bagged = explain(models["bagged"], Xt)
