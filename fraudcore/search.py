@@ -5,8 +5,8 @@ family), so the same seed always runs the same trials in the same order; the tim
 short, and the result says whether it did (``trials=N`` runs exactly N instead, whatever the clock says). For
 XGBoost the best configuration is then averaged over ``bags`` seeds (one booster, fraudcore.bagging; recorded as
 a last trial) when the budget allows: on validation windows of a few dozen frauds, configurations that differ only
-in their hyper-parameters rank almost at random, while averaging seeds reliably lowers the model's variance (on
-ULB development folds disjoint from the benchmark's test sets: +0.003 to +0.009 test AP, never worse).
+in their hyper-parameters rank almost at random, while averaging seeds lowers the model's variance (on ULB
+development folds disjoint from the benchmark's test sets: +0.003 to +0.009 test AP over one seed, on average).
 Models are trained on the training window only.
 """
 
