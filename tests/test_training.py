@@ -57,13 +57,15 @@ def test_no_test_window_row_reaches_training(demo_files):
 
 def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     first, later = demo_files
-    assert main(["train", "--data", str(first), "--model-id", "cli-xgb", "--search-minutes", "0",
+    assert main(["train", "--data", str(first), "--model-id", "cli-xgb", "--search-trials", "1",
                  "--delay-days", "1", "--medium", "f1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model_id"] == "cli-xgb"
     for key in ("average_precision", "roc_auc", "card_precision_at_k"):
         assert 0 <= result["metrics"]["test"][key] <= 1
     assert result["tiers"]["medium"]["objective"] == "f1"
+    search = load_model("cli-xgb")[1].search
+    assert search["trials_requested"] == 1  # --search-trials reached the search
 
     scored = evaluate_saved("cli-xgb", later)
     assert scored["metrics"]["test"]["n"] == 15_000
