@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      test_end=args.test_end, seed=args.seed)
     request = TrainRequest(model_id=args.model_id, algo=args.algo, features=args.features, split=plan,
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
-                           high=_objective(args.high),
+                           device=args.device, high=_objective(args.high),
                            medium=_objective(args.medium), review_cost=args.review_cost, created_by="cli")
     opened = open_dataset(args.data)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-minutes", type=float, default=0.5, help="hyper-parameter search budget (0: defaults)")
     p.add_argument("--search-trials", type=int, help="run exactly this many search trials, whatever the clock "
                    "(reproducible for a seed; overrides --search-minutes)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="xgboost: train on the CPU (default) or an NVIDIA GPU (cuda); the model scores on the CPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
     p.add_argument("--medium", default="alert_budget:100",

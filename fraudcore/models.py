@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
@@ -120,6 +121,7 @@ class XGBoostModel(_Model):
         if self.n_bags > 1:
             return self._average([self.bag(i).fit(X, y, X_valid, y_valid) for i in range(self.n_bags)])
         stopping = bool(self.early_stopping_rounds)
+        check_device(self.device)
         if stopping and (X_valid is None or y_valid is None):
             raise FraudcoreError("xgboost needs X_valid and y_valid for early stopping; pass the validation window")
         spec = self._learn_matrix(X)
@@ -367,6 +369,35 @@ def _average_path_length(n: np.ndarray) -> np.ndarray:
     safe = np.maximum(n, 3.0)
     c = 2.0 * (np.log(safe - 1.0) + np.euler_gamma) - 2.0 * (safe - 1.0) / safe
     return np.where(n <= 1, 0.0, np.where(n == 2, 1.0, c))
+
+
+def check_device(device: str) -> None:
+    """Raise a clear error unless XGBoost can train on ``device`` ("cpu", "cuda" or "cuda:N") in this process."""
+    if device == "cpu":
+        return
+    if device != "cuda" and not device.startswith("cuda:"):
+        raise FraudcoreError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N' (an NVIDIA GPU)")
+    problem = _gpu_problem(device)
+    if problem:
+        raise FraudcoreError(f"device={device!r} was asked for but {problem}; train with device='cpu', or on a "
+                             "machine with an NVIDIA GPU and the CUDA build of xgboost (the manylinux wheel)")
+
+
+@lru_cache(maxsize=8)
+def _gpu_problem(device: str) -> str | None:
+    """Why XGBoost cannot train on ``device`` (None when it can): a one-round probe, since XGBoost itself only warns
+    and trains on the CPU when it finds no GPU."""
+    if not xgb.build_info().get("USE_CUDA"):
+        return f"this xgboost {xgb.__version__} was built without CUDA (e.g. the xgboost-cpu package)"
+    probe = xgb.DMatrix(np.zeros((2, 1)), label=np.array([0.0, 1.0]))
+    try:
+        with xgb.config_context(verbosity=0):
+            booster = xgb.train({"device": device, "tree_method": "hist", "objective": "binary:logistic"}, probe, 1)
+    except xgb.core.XGBoostError as exc:
+        return f"XGBoost could not use it ({str(exc).splitlines()[0]})"
+    if json.loads(booster.save_config())["learner"]["generic_param"]["device"] == "cpu":
+        return "XGBoost finds no visible GPU here (it would silently train on the CPU)"
+    return None
 
 
 def _existing(folder: Path, name: str) -> Path:

@@ -17,6 +17,7 @@ from fraudcore.evaluate import curves, evaluate
 from fraudcore.features import FeatureConfig
 from fraudcore.inputs import FeatureMode, ModelInputs, model_inputs
 from fraudcore.loading import LoadedDataset
+from fraudcore.models import check_device
 from fraudcore.reference import REFERENCE_FILE, build_reference
 from fraudcore.registry import (
     FORMAT_VERSION,
@@ -44,6 +45,7 @@ class TrainRequest(BaseModel):
     features: FeatureMode = "auto"
     split: SplitPlan = Field(default_factory=SplitPlan)
     search_minutes: float = 0.5
+    device: Literal["cpu", "cuda"] = "cpu"  # where XGBoost trains; the saved model always scores on the CPU
     search_trials: int | None = Field(default=None, ge=1)  # exactly this many trials (reproducible), not minutes
     seed: int = 0
     high: tuple[str, float | None] = ("precision", 0.9)
@@ -98,6 +100,8 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
     """Train, tune tiers on validation, evaluate on test, save to the registry; return the saved metadata."""
     started = time.perf_counter()
     report = _stage(progress, 0, 1)
+    if request.algo == "xgboost":
+        check_device(request.device)  # before any work: a missing GPU is an error, not a silent CPU fallback
     opened = data if isinstance(data, OpenedDataset) else open_dataset(data)
     opened.report.raise_for_errors()
     if not opened.spec.label:
@@ -110,7 +114,9 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
     y = inputs.y
     result = search(request.algo, X.iloc[split.train], y[split.train], X.iloc[split.valid], y[split.valid],
                     minutes=request.search_minutes, seed=request.seed, progress=_stage(progress, 0.25, 0.85),
-                    fixed={"categorical": inputs.categorical}, trials=request.search_trials)
+                    fixed={"categorical": inputs.categorical,
+                           **({"device": request.device} if request.algo == "xgboost" else {})},
+                    trials=request.search_trials)
     model = result.best_model
     report(0.87, "tuning tiers on the validation window")
     valid_score = model.predict_proba(X.iloc[split.valid])

@@ -193,3 +193,22 @@ def test_xgboost_without_early_stopping_trains_exactly_n_estimators_without_a_va
     assert model.best_iteration_ == 16 and model.booster_.num_boosted_rounds() == 17
     with pytest.raises(FraudcoreError, match="X_valid"):
         make_model("xgboost", n_estimators=5, n_jobs=1).fit(X, y)
+
+
+def test_device_is_checked_before_training_instead_of_a_silent_cpu_fallback(tmp_path) -> None:
+    from fraudcore import models as models_module
+    from fraudcore.errors import FraudcoreError
+    from fraudcore.training import TrainRequest, train
+
+    models_module.check_device("cpu")  # always fine
+    with pytest.raises(FraudcoreError, match="unknown device 'tpu'"):
+        models_module.check_device("tpu")
+    problem = models_module._gpu_problem("cuda")
+    if problem is None:  # a machine with a usable GPU: asking for it is fine
+        models_module.check_device("cuda")
+        return
+    with pytest.raises(FraudcoreError, match="device='cuda' was asked for but"):
+        models_module.check_device("cuda")
+    missing = tmp_path / "never-read.parquet"  # the device is checked before the data is even opened
+    with pytest.raises(FraudcoreError, match="train with device='cpu'"):
+        train(missing, TrainRequest(model_id="gpu", device="cuda"), root=tmp_path / "artifacts")
