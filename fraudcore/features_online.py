@@ -7,7 +7,7 @@ A store needs to fetch only the rows newer than ``event_time - history_lookback(
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,8 +19,8 @@ import pandas as pd
 from fraudcore.errors import DataContractError
 from fraudcore.features import FeatureConfig, cached_plan, history_lookback, origin_us, to_us
 
-__all__ = ["HistoryArrays", "event_time_us", "history_arrays", "history_lookback", "online_features",
-           "online_features_arrays", "times_us"]
+__all__ = ["EntityWindows", "HistoryArrays", "event_time_us", "history_arrays", "history_lookback", "online_features",
+           "online_features_arrays", "step_values", "times_us"]
 
 NAN = float("nan")
 
@@ -133,61 +133,73 @@ def online_features(event: Mapping[str, Any], history: pd.DataFrame, config: Fea
 
 def online_features_arrays(event: Mapping[str, Any], history: HistoryArrays,
                            config: FeatureConfig) -> dict[str, float]:
-    """``online_features`` on history already held as numpy columns (the scorer's per-event fast path): per entity,
-    the earlier rows in time order with running sums, so each window is two binary searches."""
+    """``online_features`` on history already held as numpy columns (the scorer's per-event fast path)."""
     t0, id0 = event_time_us(event[config.event_time], config), event[config.event_id]
     amount = NAN if not config.amount or _missing(event[config.amount]) else float(event[config.amount])
     times = history.times
     before = (times < t0) | ((times == t0) & (history.ids < id0)) if len(times) else np.empty(0, dtype=bool)
-    delay = to_us(config.label_delay)
-    cache: dict[str, _Windows | None] = {}
-    cal, out = calendar(t0), {}
+    own_units, own_known = (0, 0) if math.isnan(amount) else (math.floor(amount * 1e6 + 0.5), 1)
+
+    def windows(entity: str) -> EntityWindows | None:
+        value = event[entity]
+        if _missing(value):
+            return None
+        rows = np.flatnonzero(before & (history.entities[entity] == value)) if len(times) else \
+            np.empty(0, dtype=np.int64)
+        amounts = history.amounts[rows]
+        known = ~np.isnan(amounts)
+        units = np.where(known, np.floor(np.where(known, amounts, 0.0) * 1e6 + 0.5), 0).astype(np.int64)
+        return EntityWindows(times[rows], units, known, history.labels[rows], t0, own_units, own_known)
+
+    return dict(zip([f.name for f in _steps(config)], step_values(config, t0, amount, windows), strict=True))
+
+
+def step_values(config: FeatureConfig, t0: int, amount: float,
+                windows: Callable[[str], EntityWindows | None]) -> list[float]:
+    """One event's features in plan order, given ``windows(entity)``: that entity's earlier events (None when the
+    event has no value for it). Shared by the in-memory scorer and the live path's one-event batches."""
+    cache: dict[str, EntityWindows | None] = {}
+    cal, delay, out = calendar(t0), to_us(config.label_delay), []
     for f in _steps(config):
         if f.entity is None:
-            out[f.name] = cal[f.family]
+            out.append(cal[f.family])
             continue
         if f.entity not in cache:
-            value = event[f.entity]
-            cache[f.entity] = None if _missing(value) else _Windows(
-                history, np.flatnonzero(before & (history.entities[f.entity] == value)) if len(times) else
-                np.empty(0, dtype=np.int64), t0, amount)
-        windows = cache[f.entity]
-        if windows is None:
-            out[f.name] = NAN
+            cache[f.entity] = windows(f.entity)
+        w = cache[f.entity]
+        if w is None:
+            out.append(NAN)
         elif f.family == "nb_tx":
-            out[f.name] = windows.count(f.window_us)
+            out.append(w.count(f.window_us))
         elif f.family == "avg_amount":
-            out[f.name] = windows.mean(f.window_us)
+            out.append(w.mean(f.window_us))
         elif f.family == "amount_ratio":
-            out[f.name] = amount_ratio(amount, windows.mean(f.window_us))
+            out.append(amount_ratio(amount, w.mean(f.window_us)))
         elif f.family == "secs_since_prev":
-            out[f.name] = windows.since_previous(f.window_us)
+            out.append(w.since_previous(f.window_us))
         else:
-            count, share = windows.delayed(delay, f.window_us)
-            out[f.name] = count if f.family == "nb_tx_delay" else share
+            count, share = w.delayed(delay, f.window_us)
+            out.append(count if f.family == "nb_tx_delay" else share)
     return out
 
 
-class _Windows:
-    """One entity's earlier events for one event at ``t0``, sorted by time with running sums of amounts (in
-    micro-units, as the batch path sums them), known amounts and labels. Windows are (t0 − w, t0] with the event itself
-    counted; delayed windows (t0 − d − w, t0 − d]; unknown labels count as 0 (tests/test_features.py checks every
-    feature against the batch path)."""
+class EntityWindows:
+    """One entity's events before the scored one (at ``t0``), sorted by time with running sums of amounts in
+    micro-units (as the batch path sums them), known amounts and labels (unknown as 0); ``own_*`` is the scored
+    event's amount. Windows are (t0 − w, t0] with the event itself counted; delayed windows (t0 − d − w, t0 − d]
+    (tests/test_features.py checks every feature against the batch path)."""
 
-    def __init__(self, history: HistoryArrays, rows: np.ndarray, t0: int, amount: float) -> None:
-        times = history.times[rows]
-        order = np.argsort(times, kind="stable") if len(times) > 1 and np.any(times[1:] < times[:-1]) else None
-        if order is not None:
-            rows, times = rows[order], times[order]
-        amounts = history.amounts[rows]
-        known = ~np.isnan(amounts)
+    def __init__(self, times: np.ndarray, units: np.ndarray, known: np.ndarray, labels: np.ndarray, t0: int,
+                 own_units: int, own_known: int) -> None:
+        if len(times) > 1 and np.any(times[1:] < times[:-1]):
+            order = np.argsort(times, kind="stable")
+            times, units, known, labels = times[order], units[order], known[order], labels[order]
+        zero = np.zeros(1, dtype=np.int64)
         self.times, self.t0, self.n = times, t0, len(times)
-        self.units = np.concatenate([[0], np.cumsum(np.where(known, np.floor(np.where(known, amounts, 0.0) * 1e6
-                                                                             + 0.5), 0).astype(np.int64))])
-        self.known = np.concatenate([[0], np.cumsum(known)])
-        self.labels = np.concatenate([[0.0], np.cumsum(history.labels[rows])])
-        self.own_units = 0 if math.isnan(amount) else math.floor(amount * 1e6 + 0.5)
-        self.own_known = 0 if math.isnan(amount) else 1
+        self.units = np.concatenate([zero, np.cumsum(units, dtype=np.int64)])
+        self.known = np.concatenate([zero, np.cumsum(known, dtype=np.int64)])
+        self.labels = np.concatenate([[0.0], np.cumsum(labels, dtype=float)])
+        self.own_units, self.own_known = own_units, own_known
 
     def _after(self, bound: int) -> int:
         """How many of the rows have a time <= ``bound``."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.features import FeatureConfig, cached_plan, to_us
+from fraudcore.features_online import EntityWindows, step_values
 
 __all__ = ["Rows", "batch_features", "concat_rows", "micro_units"]
 
@@ -167,65 +168,19 @@ def _many_events(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureCo
 
 def _one_event(held: Rows, batch: Rows, amount: float, config: FeatureConfig,
                locate: Locate | None = None) -> np.ndarray:
-    """``batch_features`` of a batch of one event: per entity the held rows before it, sorted by time with running
-    sums, and every window two binary searches (the same arithmetic, so the same numbers: tests/test_recent.py)."""
-    plan = cached_plan(config)
-    out = np.full((1, len(plan)), np.nan)
-    calendar = {name: float(value[0]) for name, value in _calendar(batch.t).items()}
-    longest = to_us(config.windows[-1]) if config.windows else 0
-    delay = to_us(config.label_delay)
-    t0, id0, own_amu, own_known = int(batch.t[0]), batch.ids[0], int(batch.amu[0]), int(batch.known[0])
-    entities: dict[str, _Entity | None] = {}
-    for j, f in enumerate(plan):
-        if f.entity is None:
-            out[0, j] = calendar[f.family]
-            continue
-        if f.entity not in entities:
-            code = int(batch.codes[f.entity][0])
-            entities[f.entity] = None if code < 0 else _Entity(held, f.entity, code, t0, id0, locate)
-        e = entities[f.entity]
-        if e is None:
-            continue
-        window = to_us(f.window) if f.window is not None else longest
-        if f.family == "nb_tx":
-            out[0, j] = float(e.n - e.after(t0 - window) + 1)
-        elif f.family in ("avg_amount", "amount_ratio"):
-            lo = e.after(t0 - window)
-            count = int(e.c_known[e.n] - e.c_known[lo]) + own_known
-            mean = float(int(e.c_amu[e.n] - e.c_amu[lo]) + own_amu) / 1e6 / count if count else np.nan
-            if f.family == "avg_amount":
-                out[0, j] = mean
-            elif not (np.isnan(amount) or np.isnan(mean) or mean == 0):
-                out[0, j] = amount / mean
-        elif f.family == "secs_since_prev":
-            if e.n > e.after(t0 - longest):
-                out[0, j] = float(t0 - int(e.t[e.n - 1])) / 1e6
-        else:
-            lo, hi = e.after(t0 - delay - window), e.after(t0 - delay)
-            count = hi - lo
-            share = float(int(e.c_label[hi] - e.c_label[lo])) / count if count > 0 else 0.0
-            out[0, j] = float(count) if f.family == "nb_tx_delay" else share
-    return out
+    """``batch_features`` of a batch of one event: the online path's per-entity running sums over the held rows
+    before it (``features_online.step_values``; the same numbers as the grouped path: tests/test_recent_features.py)."""
+    t0, id0 = int(batch.t[0]), batch.ids[0]
 
-
-class _Entity:
-    """The held rows of one entity value that come before the event in (time, id) order, by time, with running
-    sums of amounts (micro-units), known amounts and labels."""
-
-    def __init__(self, held: Rows, entity: str, code: int, t0: int, id0: object, locate: Locate | None) -> None:
+    def windows(entity: str) -> EntityWindows | None:
+        code = int(batch.codes[entity][0])
+        if code < 0:
+            return None
         rows = locate(entity, np.array([code])) if locate is not None else \
             np.flatnonzero(held.codes[entity] == code)
         t = held.t[rows]
-        before = (t < t0) | ((t == t0) & (held.ids[rows] < id0))
-        rows, t = rows[before], t[before]
-        order = np.argsort(t, kind="stable")
-        rows, self.t = rows[order], t[order]
-        zero = np.zeros(1, dtype=np.int64)
-        self.c_amu = np.concatenate([zero, np.cumsum(held.amu[rows])])
-        self.c_known = np.concatenate([zero, np.cumsum(held.known[rows], dtype=np.int64)])
-        self.c_label = np.concatenate([zero, np.cumsum(held.label[rows])])
-        self.n = len(rows)
+        rows = rows[(t < t0) | ((t == t0) & (held.ids[rows] < id0))]
+        return EntityWindows(held.t[rows], held.amu[rows], held.known[rows], held.label[rows], t0,
+                             int(batch.amu[0]), int(batch.known[0]))
 
-    def after(self, bound: int) -> int:
-        """How many of the rows have a time <= ``bound``."""
-        return int(np.searchsorted(self.t, bound, "right"))
+    return np.array([step_values(config, t0, amount, windows)], dtype=float)
