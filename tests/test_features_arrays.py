@@ -14,14 +14,7 @@ from fraudcore.features import FeatureConfig, feature_names
 from fraudcore.features_arrays import event_arrays, point_in_time
 from fraudcore.features_batch import build_features
 from fraudcore.simulate import generate, world_for_rows
-
-T = pd.Timestamp("2024-01-06 05:00:00")  # a Saturday
-
-
-def _config(**overrides) -> FeatureConfig:
-    base = dict(event_id="tx", event_time="ts", amount="amt", label="fraud", entities=("card", "shop"),
-                windows=("1h", "1d", "7d"), risk_windows=("1d", "7d"), label_delay="2d")
-    return FeatureConfig(**{**base, **overrides})
+from tests.test_features import T, _config
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,14 @@ def clear_streamlit_caches():
     st.cache_resource.clear()
 
 
+def open_page(path, analyst: str | None = "ana", timeout: float = 90) -> AppTest:
+    """A page's AppTest with an analyst name in the session (as the sidebar sets it), unless ``analyst`` is None."""
+    at = AppTest.from_file(path, default_timeout=timeout)
+    if analyst:
+        at.session_state["analyst"] = analyst
+    return at
+
+
 @pytest.fixture
 def app() -> AppTest:
     """The whole app (router + default page), run once."""

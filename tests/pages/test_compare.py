@@ -14,6 +14,7 @@ from fraudcore.registry import champion_id, load_metadata
 from fraudcore.simulate import generate_to_file
 from fraudcore.training import TrainRequest, train
 from tests.conftest import REPO
+from tests.pages.conftest import open_page
 
 PAGE = str(REPO / "pages" / "compare.py")
 
@@ -38,10 +39,7 @@ def registry(models) -> Path:
 
 
 def page(analyst: str | None = "ana") -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    if analyst:
-        at.session_state["analyst"] = analyst
-    return at
+    return open_page(PAGE, analyst, timeout=120)
 
 
 def tune_trees(at: AppTest) -> AppTest:

@@ -22,6 +22,7 @@ from fraudcore.monitor_compare import threshold_replay
 from fraudcore.registry import champion_id, promote
 from fraudcore.scoring import Scorer
 from tests.conftest import REPO
+from tests.pages.conftest import open_page
 
 PAGE = str(REPO / "pages" / "monitor.py")
 LIVE_EVENTS = 3000
@@ -79,10 +80,7 @@ def store(trained, champion, inputs):
 
 
 def page(analyst: str | None = "ana") -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    if analyst:
-        at.session_state["analyst"] = analyst
-    return at
+    return open_page(PAGE, analyst, timeout=90)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

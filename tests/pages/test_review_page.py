@@ -18,6 +18,7 @@ from fraudcore.inputs import model_inputs
 from fraudcore.registry import promote
 from fraudcore.review_queue import TIER_ORDER
 from tests.conftest import REPO
+from tests.pages.conftest import open_page
 
 PAGE = str(REPO / "pages" / "review.py")
 LIVE_EVENTS = 1600
@@ -58,10 +59,7 @@ def store(trained, live_batch):
 
 
 def page(analyst: str | None = "ana") -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    if analyst:
-        at.session_state["analyst"] = analyst
-    return at
+    return open_page(PAGE, analyst, timeout=60)
 
 
 def queue_table(at: AppTest) -> pd.DataFrame:
