@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from fraudcore.errors import FraudcoreError
-from fraudcore.features import FeatureConfig, cached_plan, to_us
-from fraudcore.features_online import EntityWindows, step_values
+from fraudcore.features import Feature, FeatureConfig, cached_plan, to_us
+from fraudcore.recent_kernel import FAMILIES, PATHS, entity_columns
 
 __all__ = ["Rows", "batch_features", "concat_rows", "micro_units"]
 
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+SCAN_EVENTS = 4  # a group out of time order with at most this many batch events is scanned, not sorted (measured)
 Locate = Callable[[str, np.ndarray], np.ndarray]  # (entity, value codes) -> positions of the held rows with them
 
 
@@ -55,15 +57,8 @@ def micro_units(amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Groups:
     """One entity's history and batch rows sorted by (value, time, id), prefix sums, and each batch row's place."""
 
-    def __init__(self, held: Rows, batch: Rows, entity: str, n_codes: int, locate: Locate | None = None) -> None:
-        codes = batch.codes[entity]
-        self.rows = np.flatnonzero(codes >= 0)
-        if locate is not None:  # an index over the held rows: no scan of every one
-            found = locate(entity, np.unique(codes[self.rows]))
-        else:
-            wanted = np.zeros(n_codes + 1, dtype=bool)
-            wanted[codes[self.rows] + 1] = True
-            found = np.flatnonzero(wanted[held.codes[entity] + 1])
+    def __init__(self, held: Rows, batch: Rows, entity: str, n_codes: int, found: np.ndarray) -> None:
+        self.rows = np.flatnonzero(batch.codes[entity] >= 0)
         both = concat_rows([held.take(found, [entity]), batch.take(self.rows, [entity])])
         n_held = len(both.t) - len(self.rows)
         start = int(both.t.min()) if len(both.t) else 0
@@ -127,28 +122,134 @@ def batch_features(held: Rows, batch: Rows, amounts: np.ndarray, config: Feature
     """The features (columns in ``feature_plan`` order) of each batch event from ``held`` history plus the batch
     events before it in (time, id) order; ``amounts`` are the batch's amounts (NaN when unknown). ``locate(entity,
     codes)``, when given, returns the held rows with those value codes (else every held row is scanned)."""
-    if len(batch.t) == 1:  # one event (an API call, a quiet feed): scalar arithmetic instead of grouped arrays
-        return _one_event(held, batch, float(amounts[0]), config, locate)
-    return _many_events(held, batch, amounts, config, n_codes, locate)
+    return _features(held, batch, amounts, config, n_codes, locate)[0]
+
+
+def _features(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig, n_codes: Mapping[str, int],
+              locate: Locate | None = None, scan_events: int = SCAN_EVENTS) -> tuple[np.ndarray, dict[str, int]]:
+    """``batch_features`` by the compiled kernel, and how many groups took each of its paths (``PATHS``)."""
+    plan = _plan(config)
+    out, paths = _start(batch, plan), np.zeros(len(PATHS), dtype=np.int64)
+    if len(batch.t):
+        h_t, h_amu, h_known, h_label = _c(held.t), _c(held.amu), _c(held.known, np.bool_), _c(held.label)
+        b_t, b_amu, b_known, b_label = _c(batch.t), _c(batch.amu), _c(batch.known, np.bool_), _c(batch.label)
+        amounts = _c(amounts, np.float64)
+    for part in plan.entities if len(batch.t) else ():
+        codes = _c(batch.codes[part.entity])
+        values = np.unique(codes[codes >= 0])
+        if not len(values):
+            continue
+        found = _found(held, part.entity, values, n_codes[part.entity], locate)
+        found_ids, batch_ids = _comparable_ids(held, batch, found)
+        paths += entity_columns(out, part.columns, part.families, part.slots, plan.windows, plan.risk_windows,
+                                plan.delay, found, found_ids, _c(held.codes[part.entity]), h_t, h_amu, h_known,
+                                h_label, codes, b_t, batch_ids, b_amu, b_known, b_label, amounts, values, scan_events)
+    return out, dict(zip(PATHS, paths.tolist(), strict=True))
 
 
 def _many_events(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig,
                  n_codes: Mapping[str, int], locate: Locate | None = None) -> np.ndarray:
-    plan = cached_plan(config)
-    out = np.full((len(batch.t), len(plan)), np.nan)
+    """``batch_features`` by the sort path for every entity (the reference the scan is tested against)."""
+    plan = _plan(config)
+    out = _start(batch, plan)
     if not len(batch.t):
         return out
-    calendar, groups = _calendar(batch.t), {}
-    longest = to_us(config.windows[-1]) if config.windows else 0
-    delay = to_us(config.label_delay)
+    for part in plan.entities:
+        codes = batch.codes[part.entity]
+        found = _found(held, part.entity, np.unique(codes[codes >= 0]), n_codes[part.entity], locate)
+        _sorted_columns(out, held, batch, amounts, plan, part, n_codes[part.entity], found)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class _EntityPlan:
+    """One entity's features: (output column, feature) pairs, and as the kernel's arrays."""
+
+    entity: str
+    features: tuple[tuple[int, Feature], ...]
+    columns: np.ndarray
+    families: np.ndarray
+    slots: np.ndarray  # the feature's window: its index in the config's windows (risk windows for delayed ones)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    calendar: tuple[tuple[int, str], ...]
+    entities: tuple[_EntityPlan, ...]
+    windows: np.ndarray
+    risk_windows: np.ndarray
+    delay: int
+    longest: int
+
+
+@lru_cache(maxsize=64)
+def _plan(config: FeatureConfig) -> _Plan:
+    """The feature plan of ``config`` grouped by entity, windows in microseconds (built once per config)."""
+    plan, by_entity = cached_plan(config), {}
     for j, f in enumerate(plan):
-        if f.entity is None:
-            out[:, j] = calendar[f.family]
-            continue
-        if f.entity not in groups:
-            groups[f.entity] = _Groups(held, batch, f.entity, n_codes[f.entity], locate)
-        g = groups[f.entity]
-        window = to_us(f.window) if f.window is not None else longest
+        if f.entity is not None:
+            by_entity.setdefault(f.entity, []).append((j, f))
+    windows, risk_windows = list(config.windows), list(config.risk_windows)
+
+    def slot(f: Feature) -> int:
+        if f.family in ("nb_tx_delay", "risk"):
+            return risk_windows.index(f.window)
+        return len(windows) - 1 if f.window is None else windows.index(f.window)
+
+    def arrays(features: list[tuple[int, Feature]]) -> tuple[np.ndarray, ...]:
+        return tuple(np.array(v, dtype=np.int64) for v in zip(*[(j, FAMILIES[f.family], slot(f)) for j, f in features],
+                                                              strict=True))
+
+    return _Plan(tuple((j, f.family) for j, f in enumerate(plan) if f.entity is None),
+                 tuple(_EntityPlan(e, tuple(fs), *arrays(fs)) for e, fs in by_entity.items()),
+                 np.array([to_us(w) for w in windows], dtype=np.int64),
+                 np.array([to_us(w) for w in risk_windows], dtype=np.int64), to_us(config.label_delay),
+                 to_us(windows[-1]) if windows else 0)
+
+
+def _start(batch: Rows, plan: _Plan) -> np.ndarray:
+    """The output with its calendar columns filled and every entity column missing."""
+    out = np.full((len(batch.t), len(plan.calendar) + sum(len(p.features) for p in plan.entities)), np.nan)
+    if plan.calendar and len(batch.t):
+        calendar = _calendar(batch.t)
+        for j, family in plan.calendar:
+            out[:, j] = calendar[family]
+    return out
+
+
+def _c(values: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """``values`` as a contiguous array of ``dtype`` (no copy when it is one): the kernel's argument types."""
+    return np.ascontiguousarray(values, dtype=dtype)
+
+
+def _found(held: Rows, entity: str, values: np.ndarray, n_codes: int, locate: Locate | None) -> np.ndarray:
+    """Positions of the held rows whose ``entity`` code is one of ``values``."""
+    if locate is not None:  # an index over the held rows: no scan of every one
+        return _c(locate(entity, values))
+    wanted = np.zeros(n_codes + 1, dtype=bool)
+    wanted[values + 1] = True
+    return np.flatnonzero(wanted[held.codes[entity] + 1])
+
+
+def _comparable_ids(held: Rows, batch: Rows, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of the ``found`` held rows and of the batch as integers in the ids' order. Integer ids are themselves;
+    other ids (text) get ranks among the rows whose time is a batch event's (ids only break ties of time)."""
+    held_ids = held.ids[found]
+    if held_ids.dtype.kind == "i" and batch.ids.dtype.kind == "i":
+        return _c(held_ids), _c(batch.ids)
+    tied = np.flatnonzero(np.isin(held.t[found], batch.t))
+    ranks = np.unique(np.concatenate([held_ids[tied], batch.ids]), return_inverse=True)[1].astype(np.int64)
+    found_ids = np.zeros(len(found), dtype=np.int64)
+    found_ids[tied] = ranks[:len(tied)]
+    return found_ids, _c(ranks[len(tied):])
+
+
+def _sorted_columns(out: np.ndarray, held: Rows, batch: Rows, amounts: np.ndarray, plan: _Plan, part: _EntityPlan,
+                    n_codes: int, found: np.ndarray) -> None:
+    """Fill one entity's columns by the sort path (``_Groups``)."""
+    g = _Groups(held, batch, part.entity, n_codes, found)
+    for j, f in part.features:
+        window = to_us(f.window) if f.window is not None else plan.longest
         if f.family == "nb_tx":
             value = g.nb_tx(window)
         elif f.family == "avg_amount":
@@ -158,29 +259,8 @@ def _many_events(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureCo
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.where(np.isnan(amount) | np.isnan(mean) | (mean == 0), np.nan, amount / mean)
         elif f.family == "secs_since_prev":
-            value = g.secs_since_prev(longest)
+            value = g.secs_since_prev(plan.longest)
         else:
-            count, share = g.delayed(delay, window)
+            count, share = g.delayed(plan.delay, window)
             value = count if f.family == "nb_tx_delay" else share
         out[g.rows, j] = value
-    return out
-
-
-def _one_event(held: Rows, batch: Rows, amount: float, config: FeatureConfig,
-               locate: Locate | None = None) -> np.ndarray:
-    """``batch_features`` of a batch of one event: the online path's per-entity running sums over the held rows
-    before it (``features_online.step_values``; the same numbers as the grouped path: tests/test_recent_features.py)."""
-    t0, id0 = int(batch.t[0]), batch.ids[0]
-
-    def windows(entity: str) -> EntityWindows | None:
-        code = int(batch.codes[entity][0])
-        if code < 0:
-            return None
-        rows = locate(entity, np.array([code])) if locate is not None else \
-            np.flatnonzero(held.codes[entity] == code)
-        t = held.t[rows]
-        rows = rows[(t < t0) | ((t == t0) & (held.ids[rows] < id0))]
-        return EntityWindows(held.t[rows], held.amu[rows], held.known[rows], held.label[rows], t0,
-                             int(batch.amu[0]), int(batch.known[0]))
-
-    return np.array([step_values(config, t0, amount, windows)], dtype=float)
