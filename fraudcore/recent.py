@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -41,8 +41,9 @@ class RecentHistory:
     Callers hold ``lock`` from ``sync`` to ``hold`` / ``add``.
     """
 
-    def __init__(self, config: FeatureConfig, slack: timedelta = DEFAULT_SLACK) -> None:
-        self.config, self.lock = config, threading.RLock()
+    def __init__(self, config: FeatureConfig, slack: timedelta = DEFAULT_SLACK,
+                 on_reload: Callable[[], None] | None = None) -> None:
+        self.config, self.lock, self.on_reload = config, threading.RLock(), on_reload  # on_reload: after each reload
         self.entities = list(dict.fromkeys([*config.entities, *config.risk_entities]))
         self.lookback_us, self.slack_us = to_us(history_lookback(config)), to_us(slack)
         self.generation: int | None = None
@@ -86,6 +87,8 @@ class RecentHistory:
             self._pending.update({t: rows for t, rows in rebuilt.items() if t in self._pending})
         for rows in rebuilt.values():  # committed since the load or not: the load did not see them
             self._append_new(rows)
+        if self.on_reload is not None:
+            self.on_reload()
 
     def hold(self, rows: Rows) -> int:
         """Append rows about to be written (pending: the next batch sees them, dedupe knows their ids); a token

@@ -8,6 +8,7 @@ workbench paths, so a test that points ``FRAUDCORE_*`` somewhere else gets a fre
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ from fraudcore.registry import champion_id
 from fraudcore.scoring import Scorer
 from fraudcore.store import EventKeys, Store
 
-__all__ = ["ENV_API_KEY", "Workbench", "current", "shutdown", "start"]
+__all__ = ["ENV_API_KEY", "Workbench", "current", "freeze_heap", "shutdown", "start"]
 
 ENV_API_KEY = "FRAUDCORE_API_KEY"
 
@@ -59,7 +60,8 @@ class Workbench:
                 return self._scorers[wanted]
             scorer = Scorer.load(wanted, self.paths.artifacts)
             self._scorers[scorer.model_id] = scorer
-            return scorer
+        freeze_heap()
+        return scorer
 
     def forget_model(self, model_id: str) -> None:
         """Drop a kept scorer (after its tiers change on disk) so the next call reloads it."""
@@ -87,7 +89,7 @@ class Workbench:
         with self._lock:
             config = scorer.feature_config
             if config not in self._recent:
-                self._recent[config] = RecentHistory(config)
+                self._recent[config] = RecentHistory(config, on_reload=freeze_heap)
             return self._recent[config]
 
     def writer(self) -> Any:
@@ -123,6 +125,16 @@ class Workbench:
                 self._store.close()
                 self._store = None
             self._scorers.clear()
+        gc.unfreeze()  # what was frozen can be collected again (and is, at exit)
+
+
+def freeze_heap() -> None:
+    """Move every object alive now (libraries, the app, loaded models and histories) out of the cyclic garbage
+    collector's reach (``gc.freeze``), so its full collections walk only what the live path created since: on this
+    machine a full collection over the ~230k objects of a warm app took 150-250 ms, one stall of the feed and the
+    API every few seconds. Called after a model or the recent history loads; frozen objects are still freed by
+    reference counting, and ``Workbench.close`` unfreezes them."""
+    gc.freeze()
 
 
 def _stop(service: Any) -> None:

@@ -203,6 +203,7 @@ class StoreWriter:
 
     def _finish(self, ticket: Ticket, stored: int | None, error: BaseException | None) -> None:
         ticket.stored, ticket.error, ticket.committed_at = stored, error, time.monotonic()
+        ticket.after = None  # done: a feed's chain of tickets must not keep every earlier batch alive
         ticket.done.set()
         for callback in ticket.callbacks:
             try:

@@ -87,6 +87,27 @@ def test_a_failing_batch_fails_alone_and_what_was_chained_after_it(store: Store)
     assert store.cursor("feed") == "a"
 
 
+def test_a_chain_of_committed_tickets_does_not_keep_earlier_batches_alive(store: Store) -> None:
+    """A feed chains each page's ticket to the one before; once committed, a ticket lets go of its predecessor,
+    so a long-running poller does not hold every batch it ever wrote (memory, and the garbage collector's work)."""
+    import gc
+    import weakref
+
+    writer = StoreWriter(store).start()
+    try:
+        first = writer.submit(_batch(5, start=0, cursor="0"))
+        watched, previous = weakref.ref(first.batch), first
+        for k in range(1, 6):
+            previous = writer.submit(_batch(5, start=k * 5, cursor=str(k)), after=previous)
+        assert previous.wait(30) == 5
+        del first
+        gc.collect()
+    finally:
+        writer.stop()
+    assert previous.after is None and watched() is None
+    assert store.cursor("feed") == "5" and store.stats()["events"] == 30
+
+
 def test_checkpoints_run_between_commits_not_inside_them(store: Store) -> None:
     setting = "SELECT current_setting('checkpoint_threshold') AS v"
     before = store.query(setting)["v"][0]
