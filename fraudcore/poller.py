@@ -50,7 +50,7 @@ class Poller:
         self.batch = max(MIN_BATCH, min(MAX_BATCH, int(batch)))
         self.timeout_s, self.backoff_s, self.max_backoff_s, self.idle_s = timeout_s, backoff_s, max_backoff_s, idle_s
         self.poll_s = poll_s  # how long the feed may hold a request with nothing new (long poll), then our pause
-        self.session = session or requests.Session()
+        self.session = session or _session(self.url)
         self.name, self.cursor, self._opened = name, None, False  # cursor: the last one committed
         self.on_commit = on_commit
         self._read_cursor: str | None = None  # the last one read (ahead of ``cursor`` while a page is in flight)
@@ -217,6 +217,19 @@ class Poller:
                 "events_per_s": round(recent / window, 1), "lag": self.lag,
                 "by_tier": dict(self.by_tier), "last_error": self.last_error,
                 "seconds": round(now - self.started, 2)}
+
+
+def _session(url: str) -> requests.Session:
+    """A session with the environment's settings for ``url`` (proxies unless NO_PROXY covers it, the CA bundle,
+    .netrc credentials) read once, not on every request: requests re-reads them per call when ``trust_env`` is on,
+    about a third of a millisecond of the poller's time per page."""
+    session = requests.Session()
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    return session
 
 
 class PollerController:

@@ -150,3 +150,20 @@ def test_cli_poll_prints_a_summary_and_says_when_the_store_is_held(workbench, tr
     finally:
         feed.stop()
     assert held.returncode == 2 and "held by" in held.stderr and "stop the app" in held.stderr
+
+
+def test_the_session_reads_the_environment_once_with_the_same_outcome(monkeypatch, tmp_path):
+    """Proxies (unless NO_PROXY covers the feed), the CA bundle and .netrc are taken from the environment when the
+    poller starts, as requests would per request; later requests do not read it again (trust_env off)."""
+    from fraudcore.poller import _session
+
+    (tmp_path / ".netrc").write_text("machine feed.example login ana password s3cret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    remote = _session("http://feed.example/events")
+    assert remote.proxies.get("http") == "http://proxy.example:3128" and remote.verify == str(tmp_path / "ca.pem")
+    assert remote.auth == ("ana", "s3cret") and remote.trust_env is False
+    local = _session("http://127.0.0.1:8765")
+    assert "http" not in local.proxies and local.auth is None

@@ -41,6 +41,26 @@ def test_scorer_is_kept_and_follows_the_champion(trained, isolated_paths, monkey
     assert store.keys.event_id == scorer.spec.event_id and set(store.keys.entities) == set(scorer.entities)
 
 
+def test_loading_a_model_freezes_the_heap_and_closing_unfreezes_it(trained, isolated_paths):
+    """The objects alive once a model is loaded leave the collector's full collections (gc.freeze); closing the
+    workbench hands them back, so nothing stays frozen after it."""
+    import gc
+
+    artifacts = isolated_paths / "artifacts"
+    shutil.copytree(trained.root, artifacts, dirs_exist_ok=True)
+    promote(trained.model_id, artifacts)
+    gc.unfreeze()
+    wb = runtime.current()
+    assert gc.get_freeze_count() == 0
+    scorer = wb.scorer()
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # the libraries and the model's objects
+    history = wb.history(scorer)
+    assert history.on_reload is runtime.freeze_heap
+    wb.close()
+    assert gc.get_freeze_count() == 0
+
+
 def test_close_stops_services():
     stopped = []
 
