@@ -1,7 +1,11 @@
 """Point-in-time features of a whole batch from numpy columns: the definitions of ``fraudcore.features_online``
-(training's, tested equal to the DuckDB batch path) computed for every event of a batch together. Per entity, history
-and batch rows are sorted by (value, time, id) with prefix sums, so each window is two binary searches; a batch event
-sees the history rows and the batch's own events that come before it in (time, id) order.
+(training's, tested equal to the DuckDB batch path) computed for every event of a batch together; a batch event sees
+the history rows and the batch's own events that come before it in (time, id) order.
+
+``batch_features`` runs the compiled kernel of ``fraudcore.recent_kernel`` per entity (the held rows of the batch's
+values found through ``locate``). The sort path (``_many_events``: per entity, history and batch rows sorted by
+(value, time, id) with prefix sums, each window two binary searches) is the numpy statement of the same definitions;
+the kernel is tested bit-identical to it, and a batch of one event to the online path.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = ["Rows", "batch_features", "concat_rows", "micro_units"]
 
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
 SCAN_EVENTS = 4  # a group out of time order with at most this many batch events is scanned, not sorted (measured)
+_NONE = np.empty(0, dtype=np.int64)
 Locate = Callable[[str, np.ndarray], np.ndarray]  # (entity, value codes) -> positions of the held rows with them
 
 
@@ -130,26 +135,26 @@ def _features(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfi
     """``batch_features`` by the compiled kernel, and how many groups took each of its paths (``PATHS``)."""
     plan = _plan(config)
     out, paths = _start(batch, plan), np.zeros(len(PATHS), dtype=np.int64)
-    if len(batch.t):
-        h_t, h_amu, h_known, h_label = _c(held.t), _c(held.amu), _c(held.known, np.bool_), _c(held.label)
-        b_t, b_amu, b_known, b_label = _c(batch.t), _c(batch.amu), _c(batch.known, np.bool_), _c(batch.label)
-        amounts = _c(amounts, np.float64)
-    for part in plan.entities if len(batch.t) else ():
+    h_t, h_amu, h_known, h_label = _c(held.t), _c(held.amu), _c(held.known, np.bool_), _c(held.label)
+    b_t, b_amu, b_known, b_label = _c(batch.t), _c(batch.amu), _c(batch.known, np.bool_), _c(batch.label)
+    amounts = _c(amounts, np.float64)
+    for part in plan.entities:
         codes = _c(batch.codes[part.entity])
         values = np.unique(codes[codes >= 0])
         if not len(values):
             continue
         found = _found(held, part.entity, values, n_codes[part.entity], locate)
-        found_ids, batch_ids = _comparable_ids(held, batch, found)
+        held_ids, found_ids, batch_ids = _comparable_ids(held, batch, found)
         paths += entity_columns(out, part.columns, part.families, part.slots, plan.windows, plan.risk_windows,
-                                plan.delay, found, found_ids, _c(held.codes[part.entity]), h_t, h_amu, h_known,
-                                h_label, codes, b_t, batch_ids, b_amu, b_known, b_label, amounts, values, scan_events)
+                                plan.delay, found, held_ids, found_ids, _c(held.codes[part.entity]), h_t, h_amu,
+                                h_known, h_label, codes, b_t, batch_ids, b_amu, b_known, b_label, amounts, values,
+                                scan_events)
     return out, dict(zip(PATHS, paths.tolist(), strict=True))
 
 
 def _many_events(held: Rows, batch: Rows, amounts: np.ndarray, config: FeatureConfig,
                  n_codes: Mapping[str, int], locate: Locate | None = None) -> np.ndarray:
-    """``batch_features`` by the sort path for every entity (the reference the scan is tested against)."""
+    """``batch_features`` by the sort path for every entity (the reference the kernel is tested against)."""
     plan = _plan(config)
     out = _start(batch, plan)
     if not len(batch.t):
@@ -231,17 +236,18 @@ def _found(held: Rows, entity: str, values: np.ndarray, n_codes: int, locate: Lo
     return np.flatnonzero(wanted[held.codes[entity] + 1])
 
 
-def _comparable_ids(held: Rows, batch: Rows, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of the ``found`` held rows and of the batch as integers in the ids' order. Integer ids are themselves;
-    other ids (text) get ranks among the rows whose time is a batch event's (ids only break ties of time)."""
+def _comparable_ids(held: Rows, batch: Rows, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids as integers in the ids' order, for the kernel: the held ids by position (integer ids) or one per ``found``
+    row (other ids, e.g. text: ranks among the rows whose time is a batch event's, as ids only break ties of time),
+    and the batch's."""
+    if held.ids.dtype.kind == "i" and batch.ids.dtype.kind == "i":
+        return _c(held.ids), _NONE, _c(batch.ids)
     held_ids = held.ids[found]
-    if held_ids.dtype.kind == "i" and batch.ids.dtype.kind == "i":
-        return _c(held_ids), _c(batch.ids)
     tied = np.flatnonzero(np.isin(held.t[found], batch.t))
     ranks = np.unique(np.concatenate([held_ids[tied], batch.ids]), return_inverse=True)[1].astype(np.int64)
     found_ids = np.zeros(len(found), dtype=np.int64)
     found_ids[tied] = ranks[:len(tied)]
-    return found_ids, _c(ranks[len(tied):])
+    return _NONE, found_ids, _c(ranks[len(tied):])
 
 
 def _sorted_columns(out: np.ndarray, held: Rows, batch: Rows, amounts: np.ndarray, plan: _Plan, part: _EntityPlan,

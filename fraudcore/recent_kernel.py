@@ -23,18 +23,19 @@ _NEVER = -(2**62)
 
 
 @numba.njit(cache=True, nogil=True)
-def entity_columns(out, columns, families, slots, windows, risk_windows, delay, found, found_ids, held_codes, held_t,
-                   held_amu, held_known, held_label, codes, batch_t, batch_ids, batch_amu, batch_known, batch_label,
-                   amounts, values, scan_events):  # pragma: no cover
+def entity_columns(out, columns, families, slots, windows, risk_windows, delay, found, held_ids, found_ids,
+                   held_codes, held_t, held_amu, held_known, held_label, codes, batch_t, batch_ids, batch_amu,
+                   batch_known, batch_label, amounts, values, scan_events):  # pragma: no cover
     """Fill ``out[b, columns[f]]`` (feature ``f`` of family ``families[f]`` over window ``slots[f]`` of ``windows``,
     or of ``risk_windows`` for delayed ones) for each batch event ``b`` with ``codes[b] >= 0``; how many groups took
     each of ``PATHS`` (groups out of time order with at most ``scan_events`` batch events are scanned).
 
-    ``found``: the held rows whose code is in ``values`` (the batch's distinct codes, sorted); ``found_ids`` and
-    ``batch_ids``: ids as integers in the ids' order (compared only between rows of equal time)."""
-    start, t, ids, seq, amu, known, label = _gather(found, found_ids, held_codes, held_t, held_amu, held_known,
-                                                    held_label, codes, batch_t, batch_ids, batch_amu, batch_known,
-                                                    batch_label, values)
+    ``found``: the held rows whose code is in ``values`` (the batch's distinct codes, sorted). Ids are integers in
+    the ids' order, read only for rows of equal time: ``batch_ids``, and ``held_ids`` (by held position) or, when
+    given, ``found_ids`` (one per found row)."""
+    start, t, src, seq, amu, known, label = _gather(found, held_codes, held_t, held_amu, held_known, held_label,
+                                                    codes, batch_t, batch_amu, batch_known, batch_label, values)
+    ids = (found, held_ids, found_ids, batch_ids)
     n_groups = len(values)
     paths, in_order = np.zeros(3, np.int64), np.ones(n_groups, np.bool_)
     for g in range(n_groups):
@@ -45,10 +46,14 @@ def entity_columns(out, columns, families, slots, windows, risk_windows, delay, 
                 break
         if in_order[g]:
             paths[0] += 1
-        elif np.sum(seq[s:e] >= 0) > scan_events:
-            order = np.argsort(t[s:e], kind="mergesort")
-            for column in (t, ids, seq, amu, known, label):
-                column[s:e] = column[s:e][order]
+        elif _events(seq, s, e) > scan_events:
+            order, spare = _order(t[s:e]), np.empty(e - s, np.int64)
+            _permute(t, s, order, spare)
+            _permute(src, s, order, spare)
+            _permute(seq, s, order, spare)
+            _permute(amu, s, order, spare)
+            _permute(known, s, order, spare)
+            _permute(label, s, order, spare)
             in_order[g] = True
             paths[1] += 1
         else:
@@ -67,11 +72,11 @@ def entity_columns(out, columns, families, slots, windows, risk_windows, delay, 
             if b < 0:
                 continue
             if in_order[g]:
-                latest = _search(i, s, e, t, ids, seq, amu, known, c_amu, c_known, c_label, windows, risk_windows,
-                                 delay, count, total, n_known, d_count, d_label)
+                latest = _search(i, s, e, t, src, seq, ids, amu, known, c_amu, c_known, c_label, windows,
+                                 risk_windows, delay, count, total, n_known, d_count, d_label)
             else:
-                latest = _scan(i, s, e, t, ids, seq, amu, known, label, windows, risk_windows, delay, count, total,
-                               n_known, d_count, d_label)
+                latest = _scan(i, s, e, t, src, seq, ids, amu, known, label, windows, risk_windows, delay, count,
+                               total, n_known, d_count, d_label)
             t0 = t[i]
             for f in range(len(columns)):
                 family, k, col = families[f], slots[f], columns[f]
@@ -95,10 +100,10 @@ def entity_columns(out, columns, families, slots, windows, risk_windows, delay, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(found, found_ids, held_codes, held_t, held_amu, held_known, held_label, codes, batch_t, batch_ids,
-            batch_amu, batch_known, batch_label, values):  # pragma: no cover
+def _gather(found, held_codes, held_t, held_amu, held_known, held_label, codes, batch_t, batch_amu, batch_known,
+            batch_label, values):  # pragma: no cover
     """Group starts and each group's rows, held then batch, as contiguous columns; ``seq`` is -1 for a held row and
-    the batch position for a batch row."""
+    the batch position for a batch row, ``src`` a held row's place in ``found``."""
     n_groups, n_batch, n_found = len(values), len(batch_t), len(found)
     start = np.zeros(n_groups + 1, np.int64)
     found_group, batch_group = np.full(n_found, -1, np.int64), np.full(n_batch, -1, np.int64)
@@ -106,20 +111,23 @@ def _gather(found, found_ids, held_codes, held_t, held_amu, held_known, held_lab
     for i in range(n_found):
         code = held_codes[found[i]]
         if code != last:  # found rows come mostly grouped by value: one search per run
-            last, g = code, np.searchsorted(values, code)
+            last, g = code, _after(values, 0, n_groups, code - 1)
             g = g if g < n_groups and values[g] == code else -1
         if g >= 0:
             found_group[i] = g
             start[g + 1] += 1
     for b in range(n_batch):
         if codes[b] >= 0:
-            batch_group[b] = np.searchsorted(values, codes[b])
+            batch_group[b] = _after(values, 0, n_groups, codes[b] - 1)
             start[batch_group[b] + 1] += 1
-    start = np.cumsum(start)
+    for g in range(n_groups):
+        start[g + 1] += start[g]
     n = start[-1]
-    t, ids, seq = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    t, src, seq = np.empty(n, np.int64), np.full(n, -1, np.int64), np.empty(n, np.int64)
     amu, known, label = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    fill, place = start[:-1].copy(), np.empty(n_found, np.int64)
+    fill, place = np.empty(n_groups, np.int64), np.empty(n_found, np.int64)
+    for g in range(n_groups):
+        fill[g] = start[g]
     for i in range(n_found):
         g = found_group[i]
         place[i] = n  # n: not gathered
@@ -139,54 +147,53 @@ def _gather(found, found_ids, held_codes, held_t, held_amu, held_known, held_lab
             label[place[i]] = held_label[found[i]]
     for i in range(n_found):
         if place[i] < n:
-            ids[place[i]], seq[place[i]] = found_ids[i], -1
+            src[place[i]], seq[place[i]] = i, -1
     for b in range(n_batch):
         g = batch_group[b]
         if g >= 0:
             k = fill[g]
-            t[k], ids[k], seq[k], amu[k], label[k] = batch_t[b], batch_ids[b], b, batch_amu[b], batch_label[b]
+            t[k], seq[k], amu[k], label[k] = batch_t[b], b, batch_amu[b], batch_label[b]
             known[k] = np.int64(batch_known[b])
             fill[g] = k + 1
-    return start, t, ids, seq, amu, known, label
+    return start, t, src, seq, amu, known, label
 
 
 @numba.njit(cache=True, nogil=True)
-def _search(i, s, e, t, ids, seq, amu, known, c_amu, c_known, c_label, windows, risk_windows, delay, count, total,
-            n_known, d_count, d_label):  # pragma: no cover
+def _search(i, s, e, t, src, seq, ids, amu, known, c_amu, c_known, c_label, windows, risk_windows, delay, count,
+            total, n_known, d_count, d_label):  # pragma: no cover
     """Window sums of the event at row ``i`` of the time-ordered group [s, e); the latest time before it."""
-    t0, id0, b, times = t[i], ids[i], seq[i], t[s:e]
-    first_tie, after_tie = s + np.searchsorted(times, t0, side="left"), s + np.searchsorted(times, t0, side="right")
+    t0, b = t[i], seq[i]
+    first_tie, after_tie = _after(t, s, e, t0 - 1), _after(t, s, e, t0)
     tied, tied_amu, tied_known = 0, 0, 0
     for j in range(first_tie, after_tie):  # same time: before the event when its (id, seq) is smaller
-        if ids[j] < id0 or (ids[j] == id0 and seq[j] < b):
+        if j != i and _tie_before(j, b, src, seq, ids):
             tied, tied_amu, tied_known = tied + 1, tied_amu + amu[j], tied_known + known[j]
     for k in range(len(windows)):
-        lo = s + np.searchsorted(times, t0 - windows[k], side="right")
+        lo = _after(t, s, first_tie, t0 - windows[k])
         count[k] = first_tie - lo + tied
         total[k] = c_amu[first_tie] - c_amu[lo] + tied_amu
         n_known[k] = c_known[first_tie] - c_known[lo] + tied_known
     due = t0 - delay
-    hi = s + np.searchsorted(times, due, side="right")
+    hi = _after(t, s, first_tie, due)
     for k in range(len(risk_windows)):
-        lo = s + np.searchsorted(times, due - risk_windows[k], side="right")
+        lo = _after(t, s, hi, due - risk_windows[k])
         d_count[k], d_label[k] = hi - lo, c_label[hi] - c_label[lo]
     return t0 if tied else (t[first_tie - 1] if first_tie > s else np.int64(_NEVER))
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(i, s, e, t, ids, seq, amu, known, label, windows, risk_windows, delay, count, total, n_known, d_count,
+def _scan(i, s, e, t, src, seq, ids, amu, known, label, windows, risk_windows, delay, count, total, n_known, d_count,
           d_label):  # pragma: no cover
     """``_search`` by one pass over a group in any order."""
-    t0, id0, b, due = t[i], ids[i], seq[i], t[i] - delay
-    count[:] = 0
-    total[:] = 0
-    n_known[:] = 0
-    d_count[:] = 0
-    d_label[:] = 0
+    t0, b, due = t[i], seq[i], t[i] - delay
+    for k in range(len(windows)):
+        count[k], total[k], n_known[k] = 0, 0, 0
+    for k in range(len(risk_windows)):
+        d_count[k], d_label[k] = 0, 0
     latest = np.int64(_NEVER)
     for r in range(s, e):  # branch-free: whether a row counts is data, not a pattern to predict
         tr = t[r]
-        before = (tr < t0) | ((tr == t0) & ((ids[r] < id0) | ((ids[r] == id0) & (seq[r] < b))))
+        before = tr < t0 or (tr == t0 and r != i and _tie_before(r, b, src, seq, ids))
         for k in range(len(windows)):
             m = np.int64(before & (tr > t0 - windows[k]))
             count[k] += m
@@ -201,9 +208,75 @@ def _scan(i, s, e, t, ids, seq, amu, known, label, windows, risk_windows, delay,
     return latest
 
 
+@numba.njit(cache=True, nogil=True)
+def _after(a, lo, hi, x):  # pragma: no cover
+    """The first index in [lo, hi) of the ascending ``a`` whose value is above ``x`` (``hi`` when none is)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _events(seq, s, e):  # pragma: no cover
+    """How many batch events the rows [s, e) hold."""
+    n = 0
+    for i in range(s, e):
+        n += seq[i] >= 0
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _order(keys):  # pragma: no cover
+    """The permutation that sorts ``keys`` (a bottom-up merge sort of (key, position) pairs; written out, as numba's
+    np.argsort alone takes a second to compile)."""
+    n = len(keys)
+    key, order = keys.copy(), np.arange(n)
+    key_to, order_to = np.empty(n, np.int64), np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if i < mid and (j >= hi or key[i] <= key[j]):
+                    key_to[k], order_to[k] = key[i], order[i]
+                    i += 1
+                else:
+                    key_to[k], order_to[k] = key[j], order[j]
+                    j += 1
+        key, key_to, order, order_to = key_to, key, order_to, order
+        width *= 2
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
+def _permute(column, s, order, spare):  # pragma: no cover
+    """Put ``column[s + order[k]]`` at ``s + k``."""
+    for k in range(len(order)):
+        spare[k] = column[s + order[k]]
+    for k in range(len(order)):
+        column[s + k] = spare[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _tie_before(j, b, src, seq, ids):  # pragma: no cover
+    """Whether row ``j``, at the same time as batch event ``b``, comes before it: a smaller id, or the same id and
+    held (held rows first) or earlier in the batch."""
+    found, held_ids, found_ids, batch_ids = ids
+    if seq[j] >= 0:  # a batch row
+        other = batch_ids[seq[j]]
+        return other < batch_ids[b] or (other == batch_ids[b] and seq[j] < b)
+    other = found_ids[src[j]] if len(found_ids) else held_ids[found[src[j]]]
+    return other <= batch_ids[b]
+
+
 def warm_up() -> None:
     """Load the kernel from numba's cache (or compile it, the first time on a machine: seconds), so the first live
     batch does not wait for it."""
     one, none, flag = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(1, np.bool_)
-    entity_columns(np.zeros((1, 1)), none, none, none, one, one, 0, none, none, one, one, one, flag, one, one, one,
-                   one, one, flag, one, np.zeros(1), one, 0)
+    entity_columns(np.zeros((1, 1)), none, none, none, one, one, 0, none, one, none, one, one, one, flag, one, one,
+                   one, one, one, flag, one, np.zeros(1), one, 0)
