@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--malformed-rate", type=float, default=0.0, help="share of records sent broken")
     q.add_argument("--duplicate-rate", type=float, default=0.0, help="share of records sent twice")
     q.add_argument("--labels", action="store_true", help="send the simulator's is_fraud with each event")
+    q.add_argument("--origin", metavar="DAY:INDEX", help="the first event's cursor in the world (default: just "
+                   "after the demo events)")
     q.set_defaults(func=cmd_feed_serve)
 
     p = sub.add_parser("poll", help="ingest the live feed into the workbench store (score, explain alerts, open cases)")
@@ -383,7 +385,7 @@ def cmd_feed_serve(args: argparse.Namespace) -> int:
     options = FeedOptions(rate=args.rate, error_rate=args.error_rate, delay_ms=args.delay_ms,
                           malformed_rate=args.malformed_rate, duplicate_rate=args.duplicate_rate, total=args.total,
                           labels=args.labels, seed=args.seed or 0)
-    return serve_blocking(options, host=args.host, port=args.port, seed=args.seed)
+    return serve_blocking(options, host=args.host, port=args.port, seed=args.seed, origin=args.origin)
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:

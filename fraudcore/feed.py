@@ -214,7 +214,8 @@ class FeedSource:
         with self._lock:
             counts = dict(self.counts)
         return {"feed": self.name, "origin": self._text(self.origin), **counts,
-                "valid_events": counts["served_events"] - counts["malformed"]}
+                "valid_events": counts["served_events"] - counts["malformed"],
+                "rate_clock": self.started}  # time.monotonic() when the rate started (one clock per machine)
 
     def fault(self) -> int | None:
         """Wait the delay, then an HTTP error status to answer with (or None)."""
@@ -350,9 +351,15 @@ def start_feed(options: FeedOptions | None = None, *, host: str = "127.0.0.1", p
 
 
 def serve_blocking(options: FeedOptions | None = None, *, host: str = "127.0.0.1", port: int = 8765,
-                   seed: int | None = None, demo: Path | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (the CLI): prints one JSON line with the URL, the feed's name and its start."""
-    handle = start_feed(options, host=host, port=port, seed=seed, demo=demo)
+                   seed: int | None = None, demo: Path | None = None, origin: str | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (the CLI): prints one JSON line with the URL, the feed's name and its start.
+    ``origin`` ('day:index') starts the feed at that cursor of the world instead of after the demo events."""
+    if origin is not None and seed is not None:  # no need to find where the demo events end
+        world, start = default_world(seed), parse_cursor(origin)
+    else:
+        world, start = feed_origin(demo, seed)
+        start = parse_cursor(origin) if origin is not None else start
+    handle = start_feed(options, host=host, port=port, world=world, origin=start)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

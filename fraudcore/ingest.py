@@ -141,6 +141,7 @@ def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tupl
             raise
         ids = [str(i) for i in scored.ids]
         live.remember(ids, scored)
+        live.warmed(bool(scored.reasons))
     batch = write_batch(scorer, chosen, [records[valid[j][0]] for j in fresh.rows], fresh.times, fresh.amounts,
                         [scored.score_rows(), *challenger.parts])
     batch.rejects, batch.source, batch.cursor = [(r, why) for _, r, why in rejected], source, cursor
@@ -196,6 +197,16 @@ class _Live:
         self.lock = threading.RLock()  # held by a prepare
         self.pending: dict[str, tuple[ScoredColumns, int]] = {}  # guarded by pending_lock (the writer's thread forgets)
         self.pending_lock = threading.Lock()
+        self.warm: set[bool] = set()  # whether a batch was scored (False) and one explained (True) yet
+
+    def warmed(self, explained: bool) -> None:
+        """After the first batch scored and the first one explained (the model's lazily built parts, numba's
+        compiled kernels), freeze the heap (``runtime.freeze_heap``): the collector walks only what comes later."""
+        if explained not in self.warm or False not in self.warm:
+            from fraudcore.runtime import freeze_heap
+
+            self.warm.update({False, explained})
+            freeze_heap()
 
     def remember(self, ids: list[str], scored: ScoredColumns) -> None:
         with self.pending_lock:

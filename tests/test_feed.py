@@ -185,3 +185,28 @@ def test_ensure_feed_starts_one_embedded_feed_per_workbench():
         runtime.shutdown()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{feed.url}/health", timeout=5)  # the workbench's shutdown stopped it
+
+
+def test_the_serve_command_starts_at_a_given_cursor_and_reports_its_rate_clock():
+    """``feed serve --origin`` starts at that cursor of the seed's world (an external feed a benchmark or a test can
+    place exactly), and /stats carries the monotonic time its rate started."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "fraudcore", "feed", "serve", "--port", "0", "--seed", "7",
+                             "--origin", "40:17", "--rate", "200", "--total", "50"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = json.loads(proc.stdout.readline())
+        assert started["origin"] == "40:17"
+        with urllib.request.urlopen(started["url"] + "/events?limit=5&wait_ms=500", timeout=10) as answer:
+            page = json.loads(answer.read())
+        with urllib.request.urlopen(started["url"] + "/stats", timeout=10) as answer:
+            stats = json.loads(answer.read())
+        assert page["events"] and parse_cursor(page["next"]) > Cursor(40, 17)
+        assert 0 < time.monotonic() - stats["rate_clock"] < 60  # the same clock as this process's
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
