@@ -297,3 +297,22 @@ def test_pending_events_are_history_and_known_until_committed(workbench, trained
     cancel(workbench, prepare(workbench, later, source="test"))
     again = prepare(workbench, later, source="test")
     assert again.result.duplicates == 0 and submit(workbench, again).wait(60) == 100
+
+
+def test_the_heap_is_frozen_once_the_live_path_has_scored_and_explained(workbench, trained, monkeypatch):
+    """After the first batch scored and the first one explained (lazily built model parts, compiled kernels), the
+    heap is frozen (runtime.freeze_heap) so the collector's full collections skip it; later batches do not freeze."""
+    from fraudcore import ingest as ingest_module
+
+    calls = []
+    monkeypatch.setattr("fraudcore.runtime.freeze_heap", lambda: calls.append(1))
+    records = _records(trained.frame.iloc[:40])
+    ingest(workbench, records[:1], source="api", explain_tiers=())  # scored (the model and history load too)
+    first = len(calls)
+    assert first >= 1 and ingest_module._live(workbench).warm == {False}
+    ingest(workbench, records[1:2], source="api", explain_tiers=())
+    assert len(calls) == first
+    ingest(workbench, records[2:40], source="api", explain_tiers=("low", "medium", "high"))  # explained now
+    assert len(calls) == first + 1 and ingest_module._live(workbench).warm == {False, True}
+    ingest(workbench, records[:40], source="api", explain_tiers=("low", "medium", "high"))  # duplicates only
+    assert len(calls) == first + 1
