@@ -231,15 +231,22 @@ def _events(seq, s, e):  # pragma: no cover
 
 @numba.njit(cache=True, nogil=True)
 def _order(keys):  # pragma: no cover
-    """The permutation that sorts ``keys`` (a bottom-up merge sort of (key, position) pairs; written out, as numba's
-    np.argsort alone takes a second to compile)."""
+    """The stable permutation that sorts ``keys``: a merge sort of its ascending runs (a history out of order only
+    here and there costs little more than one pass; written out, as numba's np.argsort takes a second to compile)."""
     n = len(keys)
     key, order = keys.copy(), np.arange(n)
     key_to, order_to = np.empty(n, np.int64), np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+    runs, r = np.zeros(n + 1, np.int64), 0  # run p is [runs[p], runs[p + 1]), for p < r
+    for i in range(1, n):
+        if keys[i] < keys[i - 1]:
+            r += 1
+            runs[r] = i
+    r += 1
+    runs[r] = n
+    while r > 1:
+        merged = 0
+        for p in range(0, r, 2):
+            lo, mid, hi = runs[p], runs[p + 1], runs[min(p + 2, r)]
             i, j = lo, mid
             for k in range(lo, hi):
                 if i < mid and (j >= hi or key[i] <= key[j]):
@@ -248,8 +255,11 @@ def _order(keys):  # pragma: no cover
                 else:
                     key_to[k], order_to[k] = key[j], order[j]
                     j += 1
+            runs[merged] = lo
+            merged += 1
+        runs[merged] = n
+        r = merged
         key, key_to, order, order_to = key_to, key, order_to, order
-        width *= 2
     return order
 
 

@@ -9,6 +9,7 @@ import pytest
 from fraudcore.features import FeatureConfig, feature_names
 from fraudcore.features_online import EntityWindows, step_values
 from fraudcore.recent_features import SCAN_EVENTS, Rows, _features, _many_events, batch_features, micro_units
+from fraudcore.recent_kernel import _order
 
 _HOUR, _DAY = 3_600_000_000, 86_400_000_000
 _ENTITIES = {"card": 6, "terminal": 4, "device": 30}  # value codes 0..n-1 (cards and devices also miss some)
@@ -181,3 +182,12 @@ def test_one_event_equals_the_online_path(text_ids: bool) -> None:
         np.testing.assert_array_equal(batch_features(held, event, np.array([amount]), config, _ENTITIES), online)
         checked += int(np.isfinite(online).sum())
     assert checked > 1000
+
+
+def test_the_kernels_sort_is_numpys_stable_argsort() -> None:
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 2, 7, 1001):
+        nearly = np.sort(rng.integers(0, 10**6, size=n))
+        nearly[rng.random(n) < 0.05] = 0  # a history in order but for a few late rows
+        for keys in (rng.integers(0, 10**12, size=n), rng.integers(0, 5, size=n), nearly, np.arange(n)[::-1].copy()):
+            np.testing.assert_array_equal(_order(keys), np.argsort(keys, kind="stable"))
