@@ -23,7 +23,8 @@ from fraudcore.recent_kernel import FAMILIES, PATHS, entity_columns
 __all__ = ["Rows", "batch_features", "concat_rows", "micro_units"]
 
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
-SCAN_EVENTS = 4  # a group out of time order with at most this many batch events is scanned, not sorted (measured)
+SCAN_EVENTS = 4  # a group out of time order with at most this many batch events is scanned, not sorted: scan and
+# sort break even at 4 (1k rows) to 8 (10k-100k rows) events of a group in random order
 _NONE = np.empty(0, dtype=np.int64)
 Locate = Callable[[str, np.ndarray], np.ndarray]  # (entity, value codes) -> positions of the held rows with them
 
