@@ -2,12 +2,13 @@
 
 import os
 import socket
+import threading
 from contextlib import asynccontextmanager
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from fraudcore import runtime
+from fraudcore import recent_kernel, runtime
 from fraudcore.api import api_routes
 from fraudcore.config import get_paths
 
@@ -49,6 +50,9 @@ _accepted_sockets_without_nagle()
 async def lifespan(_app):
     """Startup: the workbench (store, scorers, poller, embedded feed) for this process; shutdown closes it."""
     workbench = runtime.start(get_paths(), api_key=configured_api_key())
+    # The live path's numba kernel: loaded from numba's cache (or compiled, the first time on a machine: seconds)
+    # now, in the background, rather than on the first page from the feed or the first POST /api/score.
+    threading.Thread(target=recent_kernel.warm_up, name="warm-up", daemon=True).start()
     # Pages live in pages/ and are listed by st.navigation below. Streamlit treats a pages/ folder beside the main
     # script as a legacy multipage app until st.navigation first runs, so a session that opens /data directly on a
     # fresh server would run that page alone (no router, no shared frame). Declare the v2 router from the start.
