@@ -202,10 +202,11 @@ class _Live:
     def warmed(self, explained: bool) -> None:
         """After the first batch scored and the first one explained (the model's lazily built parts, numba's
         compiled kernels), freeze the heap (``runtime.freeze_heap``): the collector walks only what comes later."""
-        if explained not in self.warm or False not in self.warm:
+        news = {False, explained} - self.warm
+        if news:
             from fraudcore.runtime import freeze_heap
 
-            self.warm.update({False, explained})
+            self.warm |= news
             freeze_heap()
 
     def remember(self, ids: list[str], scored: ScoredColumns) -> None:
