@@ -57,13 +57,16 @@ class FrameHistory:
     def rows(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> np.ndarray:
         """Positions in ``frame`` (ascending) of the rows ``history`` returns."""
         lo, hi = _us(since), _us(until)
-        picked = []
-        for column, value in entities.items():
-            if column in self.frame.columns and not _missing(value):
-                rows = self._positions(column, value)  # ascending, so in time order
-                t = self._us[rows]
-                picked.append(rows[np.searchsorted(t, lo, "left"):np.searchsorted(t, hi, "right")])
+        picked = [self.entity_rows(column, value, lo, hi) for column, value in entities.items()
+                  if column in self.frame.columns and not _missing(value)]
         return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
+
+    def entity_rows(self, column: str, value: Any, since_us: int, until_us: int) -> np.ndarray:
+        """Positions (ascending, so in time order) of the rows holding ``value`` in ``column`` with event time in
+        [since_us, until_us] (integer microseconds since the epoch)."""
+        rows = self._positions(column, value)
+        t = self._us[rows]
+        return rows[np.searchsorted(t, since_us, "left"):np.searchsorted(t, until_us, "right")]
 
     def arrays(self, config: FeatureConfig) -> HistoryArrays | None:
         """The whole frame as the online features' numpy columns (built once per config), or None where the

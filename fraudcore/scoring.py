@@ -25,20 +25,27 @@ from fraudcore.event_fields import category as _category
 from fraudcore.event_fields import comparable_id as _comparable_id
 from fraudcore.event_fields import identifier as _identifier
 from fraudcore.event_fields import like as _like
-from fraudcore.event_fields import like_kind as _like_kind
 from fraudcore.event_fields import missing as _missing
 from fraudcore.event_fields import numeric as _numeric
 from fraudcore.event_fields import typed_time as _typed_time
 from fraudcore.explain import explain_records, record_reasons
-from fraudcore.features import MAX_AMOUNT, FeatureConfig, history_lookback  # noqa: F401  (MAX_AMOUNT: batch)
-from fraudcore.features_online import HistoryArrays, history_arrays, online_features, online_features_arrays
+from fraudcore.features import (
+    MAX_AMOUNT,  # noqa: F401  (re-exported for batch)
+    FeatureConfig,
+    cached_plan,
+    history_lookback,
+    to_us,
+)
+from fraudcore.features_online import EntityWindows, event_time_us, online_features, step_values
 from fraudcore.history import FrameHistory, HistorySource, typed_times
+from fraudcore.recent_features import micro_units
 from fraudcore.registry import ModelMetadata, champion_id, load_model, required_columns
 from fraudcore.thresholds import assign_tiers
 
 __all__ = ["EventValidationError", "FrameHistory", "HistorySource", "ScoredEvent", "Scorer"]
 
 EXPLAINABLE = ("xgboost", "logreg")
+NAN = float("nan")
 
 
 class EventValidationError(DataContractError):
@@ -80,10 +87,14 @@ class Scorer:
         self.spec = metadata.spec
         self.matrix = model.matrix_
         self.feature_names = list(self.matrix.feature_names)
+        if hasattr(model, "compile"):
+            model.compile()  # numpy rows skip XGBoost's per-call overhead (same values, checked when built)
         self._event_model = _single_threaded(model)
         self.explainable = metadata.algo in EXPLAINABLE
         cfg = self.feature_config
         self.lookback = history_lookback(cfg) if cfg else None
+        self._lookback_us = to_us(self.lookback) if cfg else 0
+        self._feature_order = [f.name for f in cached_plan(cfg)] if cfg else []
         self.entities = list(dict.fromkeys([*cfg.entities, *cfg.risk_entities])) if cfg else []
         self._required = [c for c in required_columns(metadata) if c != self.spec.event_id]
         self._empty_history = pd.DataFrame({c: pd.Series(dtype=object) for c in (cfg.columns if cfg else [])})
@@ -199,28 +210,36 @@ class Scorer:
     # ---- helpers ------------------------------------------------------------------------------------------------
 
     def _features_in_memory(self, event: dict[str, Any], history: FrameHistory) -> dict[str, float] | None:
-        """``features`` from a FrameHistory's numpy columns, with the same rows and alignment as the frame path
-        (None where that path must run instead)."""
+        """``features`` from a FrameHistory's numpy columns: each entity's rows come from the history's index (in
+        time order), the same rows the frame path compares (None where that path must run instead)."""
         cfg = self.feature_config
         full = history.arrays(cfg)
         if full is None or any(c not in event for c in cfg.columns if c != cfg.label):
             return None
-        t0 = event[cfg.event_time]
-        keys = {e: event.get(e) for e in self.entities if not _missing(event.get(e))}
-        rows = history.rows(keys, (t0 - self.lookback).to_pydatetime(), t0.to_pydatetime())
-        if not len(rows):
-            part = history_arrays(self._empty_history, cfg)
-        else:
-            dtypes = history.frame.dtypes
-            event = {**event, **{e: _like_kind(dtypes[e], full.entities[e][rows[0]], event[e]) for e in self.entities}}
-            part = HistoryArrays(full.times[rows], full.ids[rows], full.amounts[rows], full.labels[rows],
-                                 {e: column[rows] for e, column in full.entities.items()})
-            event = {**event, cfg.event_id: _comparable_id(event.get(cfg.event_id), part.ids)}
-        if _missing(event.get(cfg.event_id)):  # no id: the event comes after every history row at its time
-            part = HistoryArrays(part.times, np.zeros(len(rows), dtype=np.int64), part.amounts, part.labels,
-                                 part.entities)
-            event = {**event, cfg.event_id: 1}
-        return online_features_arrays(event, part, cfg)
+        t0 = event_time_us(event[cfg.event_time], cfg)
+        event_id = _comparable_id(event.get(cfg.event_id), full.ids)
+        amount = NAN if not cfg.amount or _missing(event[cfg.amount]) else float(event[cfg.amount])
+        own_units, own_known = (0, 0) if math.isnan(amount) else (math.floor(amount * 1e6 + 0.5), 1)
+        since = t0 - self._lookback_us
+
+        def windows(entity: str) -> EntityWindows | None:
+            value = event.get(entity)
+            if _missing(value):
+                return None
+            rows = history.entity_rows(entity, value, since, t0)
+            times = full.times[rows]
+            if _missing(event_id):  # no id: the event comes after every history row at its time
+                rows = rows[times <= t0]
+            else:  # rows tied with the event in time count when their id is smaller
+                tied = np.flatnonzero(times == t0)
+                if len(tied):
+                    keep = times < t0
+                    keep[tied] = full.ids[rows[tied]] < event_id
+                    rows = rows[keep]
+            units, known = micro_units(full.amounts[rows])
+            return EntityWindows(full.times[rows], units, known, full.labels[rows], t0, own_units, own_known)
+
+        return dict(zip(self._feature_order, step_values(cfg, t0, amount, windows), strict=True))
 
     def _validate_all(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if len(events) == 1:
