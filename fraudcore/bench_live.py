@@ -56,7 +56,7 @@ def bench_api(seconds: float = 15.0, rate: float = 100.0, train_rows: int = 100_
         with _app(env) as base, requests.Session() as http:
             for event in events[:warmup]:  # first calls load the model and the recent history: not timed
                 http.post(base + "/api/score", json=event, timeout=60)
-            latencies, statuses = [], []
+            latencies, statuses, handler = [], [], []
             started = time.perf_counter()
             stop_at = started + seconds  # a slow server gets fewer requests, not a longer run
             for i, event in enumerate(events[warmup:]):
@@ -68,7 +68,9 @@ def bench_api(seconds: float = 15.0, rate: float = 100.0, train_rows: int = 100_
                     time.sleep(wait)
                 tick = time.perf_counter()
                 try:
-                    status = http.post(base + "/api/score", json=event, timeout=10).status_code
+                    answer = http.post(base + "/api/score", json=event, timeout=10)
+                    status = answer.status_code
+                    handler.append(_server_ms(answer.headers.get("server-timing", "")))
                 except requests.RequestException:
                     status = 0
                 latencies.append((time.perf_counter() - tick) * 1000)
@@ -86,6 +88,7 @@ def bench_api(seconds: float = 15.0, rate: float = 100.0, train_rows: int = 100_
                   "rate_sent": round(len(statuses) / elapsed, 1), "requests": len(measured), "warmup": warmup,
                   "errors": sum(code != 200 for code in codes), "latency_ms": _percentiles(measured),
                   "target_ms": {"p50": 3.0, "p99": 10.0}, "health_latency_ms": _percentiles(floor),
+                  "handler_ms": _percentiles([ms for ms in handler if ms is not None]),
                   "api_write": env.get("FRAUDCORE_API_WRITE", "async"),
                   "setup_seconds": setup_s}
         result["met"] = result["errors"] == 0 and result["latency_ms"]["p50"] <= 3.0 and \
@@ -95,6 +98,14 @@ def bench_api(seconds: float = 15.0, rate: float = 100.0, train_rows: int = 100_
         result["in_process_ms"] = _profile_api(tmp, meta.model_id, events[:200])
         report(1.0, "done")
     return {"bench": "api", **result, **machine()}
+
+
+def _server_ms(header: str) -> float | None:
+    """The duration in a ``Server-Timing: name;dur=MS`` header (None when absent)."""
+    for part in header.split(";"):
+        if part.strip().startswith("dur="):
+            return float(part.strip()[4:])
+    return None
 
 
 def _store_keys(model_id: str, root: Path):

@@ -163,9 +163,10 @@ def prepare(workbench: Any, records: Sequence[Any], *, source: str, cursor: tupl
 
 
 def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None] | None = None,
-           after: Ticket | None = None) -> Ticket:
+           after: Ticket | None = None, linger_s: float = 0.0) -> Ticket:
     """Hand a prepared batch to the workbench's store writer; ``on_done(ticket)`` runs once it committed or failed
-    (on the writer's thread); with ``after``, it is written only if that batch was. If the writer refuses it, the
+    (on the writer's thread); with ``after``, it is written only if that batch was; ``linger_s``: how long the
+    writer may hold it for more batches to commit with (``StoreWriter.submit``). If the writer refuses it, the
     batch is cancelled and the error raised."""
     live = _live(workbench)
 
@@ -177,7 +178,7 @@ def submit(workbench: Any, prepared: Prepared, on_done: Callable[[Ticket], None]
 
     try:
         return workbench.writer().submit(prepared.batch, after=after, holders=prepared.holders,
-                                         pending=prepared.pending, on_done=done)
+                                         pending=prepared.pending, on_done=done, linger_s=linger_s)
     except BaseException:
         cancel(workbench, prepared)
         raise

@@ -45,6 +45,8 @@ class Ticket:
     stored: int | None = None
     error: BaseException | None = None
     committed_at: float | None = None  # time.monotonic() when the transaction committed
+    linger_s: float = 0.0  # how long the writer may hold it for company (one commit for several small batches)
+    submitted_at: float = field(default_factory=time.monotonic)
 
     def wait(self, timeout_s: float | None = None) -> int:
         """The events newly stored, once committed; FraudcoreError if the write failed or did not finish in time."""
@@ -85,11 +87,14 @@ class StoreWriter:
         return self
 
     def submit(self, batch: WriteBatch, *, after: Ticket | None = None, holders: Iterable[Any] | None = None,
-               pending: Iterable[tuple[Any, int]] = (), on_done: Callable[[Ticket], None] | None = None) -> Ticket:
+               pending: Iterable[tuple[Any, int]] = (), on_done: Callable[[Ticket], None] | None = None,
+               linger_s: float = 0.0) -> Ticket:
         """Queue ``batch`` for the next group commit; ``on_done(ticket)`` runs on the writer thread once it is done.
-        With ``after`` (submitted earlier), the batch fails without being written if that one failed."""
+        With ``after`` (submitted earlier), the batch fails without being written if that one failed. With
+        ``linger_s``, the writer may wait that long after the submission for more batches to commit with it (it
+        commits at once when a batch without a linger arrives, and when it stops)."""
         ticket = Ticket(batch, after, None if holders is None else frozenset(holders), list(pending),
-                        [on_done] if on_done is not None else [])
+                        [on_done] if on_done is not None else [], linger_s=max(0.0, float(linger_s)))
         with self._cond:
             if not self.running:
                 raise FraudcoreError("the store writer has stopped (the workbench is shutting down); nothing was "
@@ -141,15 +146,7 @@ class StoreWriter:
             group, stopping = [], first is _STOP
             if not stopping:
                 group.append(first)
-            while not stopping and len(group) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                else:
-                    group.append(item)
+                stopping = self._gather(group)
             if group:
                 try:
                     self._commit(group)
@@ -164,6 +161,27 @@ class StoreWriter:
                     self._checkpoint()
             if stopping:
                 return
+
+    def _gather(self, group: list[Ticket]) -> bool:
+        """Add what is queued to ``group`` (up to ``max_group``), waiting while every batch in it may still linger;
+        True when the stop marker came."""
+        deadline = min(t.submitted_at + t.linger_s for t in group)
+        while len(group) < self.max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    return False
+            if item is _STOP:
+                return True
+            group.append(item)
+            deadline = min(deadline, item.submitted_at + item.linger_s)
+        return False
 
     def _commit(self, group: list[Ticket]) -> None:
         """One transaction for the group; if it fails, each batch alone (one bad batch fails only itself and the

@@ -171,3 +171,21 @@ def test_a_history_holding_the_rows_stays_in_step_and_a_foreign_write_reloads_it
         assert store.in_step(recent.generation) and len(recent) == 40
     finally:
         writer.stop()
+
+
+def test_lingering_batches_share_a_commit_and_a_batch_without_linger_ends_the_wait(store: Store) -> None:
+    writer = StoreWriter(store).start()
+    try:
+        first = writer.submit(_batch(3, start=0), linger_s=30.0)
+        second = writer.submit(_batch(3, start=3), linger_s=30.0)
+        assert not first.done.wait(0.3)  # held for company, within its linger
+        urgent = writer.submit(_batch(3, start=6))  # no linger: the group commits now, together
+        assert [t.wait(10) for t in (first, second, urgent)] == [3, 3, 3]
+        assert writer.status()["groups"] == 1 and writer.status()["largest_group"] == 3
+        late = writer.submit(_batch(2, start=9), linger_s=0.2)  # alone: committed once its linger ran out
+        assert late.wait(10) == 2
+        held = writer.submit(_batch(2, start=11), linger_s=30.0)
+    finally:
+        writer.stop()  # stopping commits a lingering batch at once
+    assert held.done.is_set() and held.stored == 2
+    assert store.stats()["events"] == 13
