@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import pyarrow as pa
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.features import feature_names
+from fraudcore.json_text import dumps
 from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 from fraudcore.shadow import get_shadow
@@ -168,36 +168,14 @@ def _records(inputs: dict[str, Any], rows: Sequence[int]) -> list[dict[str, Any]
 
 def _raw_json(scorer: Scorer, events: list[dict], records: list[Any], times_us: np.ndarray) -> list[str]:
     """Each event as kept in the store: its typed values, the time as ISO text with microseconds (as sent where the
-    time is seconds), missing numbers as null."""
+    time is seconds), missing numbers (NaN, inf) as null."""
     spec = scorer.spec
     when = spec.event_time
     if spec.time_unit == "seconds":
         times = [r[when] for r in records]
     else:
         times = np.datetime_as_string(np.asarray(times_us, dtype="datetime64[us]"), unit="us").tolist()
-    floats = [c for c in (spec.amount, *spec.numeric) if c]
-    out = []
-    for event, moment in zip(events, times, strict=True):
-        event = {**event, when: moment}
-        for c in floats:
-            value = event.get(c)
-            if value is not None and value != value:
-                event[c] = None
-        try:
-            out.append(json.dumps(event, allow_nan=False, default=_plain))
-        except ValueError:  # NaN or inf somewhere else in the record: null, as JSON has it
-            out.append(json.dumps(_finite(event), default=_plain))
-    return out
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    return [dumps({**event, when: moment}, default=_plain) for event, moment in zip(events, times, strict=True)]
 
 
 def _text(value: Any) -> str:

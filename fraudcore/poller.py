@@ -24,6 +24,7 @@ import requests
 
 from fraudcore.errors import FeedError
 from fraudcore.ingest import IngestResult, Prepared, cancel, prepare, submit
+from fraudcore.json_text import loads
 from fraudcore.writer import Ticket
 
 __all__ = ["FeedRejected", "Poller", "PollerController", "start_poller"]
@@ -151,7 +152,7 @@ class Poller:
         if answer.status_code != 200:
             raise FeedError(f"the feed at {self.url} answered {answer.status_code} to {path}; retrying")
         try:
-            return answer.json()
+            return loads(answer.content)
         except ValueError as exc:
             raise FeedError(f"the feed at {self.url} answered {path} with something that is not JSON") from exc
 
