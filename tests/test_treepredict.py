@@ -1,4 +1,4 @@
-"""The compiled predictor gives the booster's own inplace_predict values bit for bit, and steps aside where it cannot."""
+"""The compiled predictor gives the booster's own inplace_predict values bit for bit, or steps aside."""
 
 from __future__ import annotations
 

@@ -124,3 +124,24 @@ def test_explain_uses_pred_contribs_when_the_tables_are_refused(scorer, trained,
         explain_module._EXPLAINERS.pop(model, None)
     np.testing.assert_allclose(without.values, with_tables.values, atol=1e-5)
     np.testing.assert_allclose(without.base_values, with_tables.base_values, atol=1e-5)
+
+
+def test_a_few_rows_walk_the_trees_and_give_the_three_pass_values_bit_for_bit(scorer, trained) -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 12, size=3000).astype(float)
+    X = np.column_stack([rng.gamma(2.0, 50.0, size=3000), codes, rng.normal(size=3000)])
+    y = ((np.isin(codes, [1, 4, 7]) & (X[:, 0] > 80)) | (X[:, 2] > 1.5)).astype(int)
+    categorical = _booster(X, y, types=["q", "c", "q"], max_cat_to_onehot=1, max_depth=7)
+    model = scorer.model
+    session_types = ["q"] * model.matrix_.n_numeric + ["c"] * len(model.matrix_.categorical)
+    cases = [(TreeTables.build(model.booster_, model.best_iteration_ + 1, session_types), _inputs(scorer, trained, 40)),
+             (TreeTables.build(categorical, 20, ["q", "c", "q"]), X[:40].copy())]
+    for tables, A in cases:
+        assert tables is not None and len(tables.arrays["walk"]) == len(tables.arrays["feature"])
+        A[::3, 0] = np.nan  # default sides
+        for start in range(0, len(A), treeshap.WALK_ROWS):
+            rows = np.ascontiguousarray(A[start:start + treeshap.WALK_ROWS])
+            passes = np.zeros((len(rows), tables.n_features))
+            tables._chunk(rows, passes)
+            walked, _ = tables.contributions(rows)  # at most WALK_ROWS rows: the walk
+            assert np.array_equal(walked, passes)
