@@ -31,6 +31,7 @@ __all__ = ["FeedRejected", "Poller", "PollerController", "start_poller"]
 
 MIN_BATCH, MAX_BATCH = 100, 1000
 IN_FLIGHT = 4  # pages handed to the store writer and not committed yet (it commits them together)
+GATHER_S = 0.02  # after a page short of the batch size, the next request goes this long after the last one
 
 
 class FeedRejected(FeedError):
@@ -45,12 +46,16 @@ class Poller:
     def __init__(self, workbench: Any, url: str, *, name: str | None = None, batch: int = 500,
                  model_id: str | None = None, timeout_s: float = 10.0, backoff_s: float = 0.2,
                  max_backoff_s: float = 5.0, idle_s: float = 0.5, poll_s: float = 0.2,
-                 session: requests.Session | None = None,
+                 gather_s: float | None = None, session: requests.Session | None = None,
                  on_commit: Callable[[dict], None] | None = None) -> None:
         self.workbench, self.url, self.model_id = workbench, url.rstrip("/"), model_id
         self.batch = max(MIN_BATCH, min(MAX_BATCH, int(batch)))
         self.timeout_s, self.backoff_s, self.max_backoff_s, self.idle_s = timeout_s, backoff_s, max_backoff_s, idle_s
         self.poll_s = poll_s  # how long the feed may hold a request with nothing new (long poll), then our pause
+        # Caught up with the feed (a page short of the batch size), the next request waits until gather_s after the
+        # last one: a few events per page cost a page's fixed work and a commit each (at 500 events/s, pages of 3
+        # kept the store writer busy 94 % of the time); pages gathered for 20 ms carry ~10.
+        self.gather_s = GATHER_S if gather_s is None else max(0.0, gather_s)
         self.session = session or _session(self.url)
         self.name, self.cursor, self._opened = name, None, False  # cursor: the last one committed
         self.on_commit = on_commit
@@ -185,6 +190,8 @@ class Poller:
                 progress(self.status())
             if got:
                 idle_since = None
+                if got < min(self.batch, left or self.batch):  # caught up: let the next page gather events
+                    stop.wait(max(0.0, self.gather_s - (time.monotonic() - asked)))
                 continue
             idle_since = idle_since or asked
             if until_idle and time.monotonic() - idle_since >= self.idle_s:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from fraudcore.store_write import WriteBatch
 __all__ = ["StoreWriter", "Ticket"]
 
 _STOP = object()
+RECENT_COMMITS = 1000  # group commits whose durations status() summarises
 
 
 @dataclass(eq=False)
@@ -72,6 +74,7 @@ class StoreWriter:
         self.counts = {"batches": 0, "events": 0, "groups": 0, "largest_group": 0, "errors": 0, "checkpoints": 0}
         self.last_error: str | None = None
         self.checkpoint_ms: float | None = None
+        self._commit_ms: deque[float] = deque(maxlen=RECENT_COMMITS)  # durations of the latest group commits
 
     @property
     def running(self) -> bool:
@@ -126,11 +129,15 @@ class StoreWriter:
             pass
 
     def status(self) -> dict:
-        """Counts, what waits, the WAL size and the last checkpoint's duration."""
+        """Counts, what waits, the WAL size, the last checkpoint's duration and the latest group commits' durations
+        (ms: median, 99th percentile, longest; a commit waits for the disk's fsync)."""
         with self._cond:
             waiting = self._submitted - self._finished
+        times = sorted(self._commit_ms)
+        commit_ms = {"commits": len(times), "p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)],
+                     "max": times[-1]} if times else None
         return {"running": self.running, **self.counts, "queued": waiting, "last_error": self.last_error,
-                "wal_bytes": self.store.wal_bytes(), "last_checkpoint_ms": self.checkpoint_ms}
+                "wal_bytes": self.store.wal_bytes(), "last_checkpoint_ms": self.checkpoint_ms, "commit_ms": commit_ms}
 
     # ---- the thread ---------------------------------------------------------------------------------------------
 
@@ -193,6 +200,7 @@ class StoreWriter:
         if not group:
             return
         batches = [t.batch for t in group]
+        started = time.perf_counter()
         try:
             try:  # the live path checked the ids against its recent history: no lookup per commit
                 counts = self.store.commit(batches, lambda before, after: _settle(group, before, after), trusted=True)
@@ -207,6 +215,7 @@ class StoreWriter:
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
             self._fail(group[0], exc)
             return
+        self._commit_ms.append(round((time.perf_counter() - started) * 1000, 2))
         self.counts["groups"] += 1
         self.counts["largest_group"] = max(self.counts["largest_group"], len(group))
         for ticket, stored in zip(group, counts, strict=True):

@@ -167,3 +167,19 @@ def test_the_session_reads_the_environment_once_with_the_same_outcome(monkeypatc
     assert remote.auth == ("ana", "s3cret") and remote.trust_env is False
     local = _session("http://127.0.0.1:8765")
     assert "http" not in local.proxies and local.auth is None
+
+
+def test_caught_up_the_poller_gathers_events_into_fewer_pages(workbench, trained):
+    pages = {}
+    for gather_s in (0.0, 0.25):
+        workbench.scorer()  # the model is loaded before the feed's clock starts
+        feed = _feed(trained, FeedOptions(rate=100, total=80, seed=6))  # 80 events over 0.8 s
+        try:
+            poller = Poller(workbench, feed.url, batch=100, gather_s=gather_s, name=f"gather-{gather_s}")
+            status = poller.run(threading.Event(), max_events=80)
+        finally:
+            feed.stop()
+        assert status["stored"] + status["duplicates"] == 80 and status["errors"] == 0
+        pages[gather_s] = status["batches"]
+    # caught up, each short page waits 0.25 s after the last request: ~0.8 s of events in a handful of pages
+    assert pages[0.25] <= 6 < pages[0.0]

@@ -182,6 +182,8 @@ def test_lingering_batches_share_a_commit_and_a_batch_without_linger_ends_the_wa
         urgent = writer.submit(_batch(3, start=6))  # no linger: the group commits now, together
         assert [t.wait(10) for t in (first, second, urgent)] == [3, 3, 3]
         assert writer.status()["groups"] == 1 and writer.status()["largest_group"] == 3
+        timed = writer.status()["commit_ms"]
+        assert timed["commits"] == 1 and 0 < timed["p50"] == timed["max"]
         late = writer.submit(_batch(2, start=9), linger_s=0.2)  # alone: committed once its linger ran out
         assert late.wait(10) == 2
         held = writer.submit(_batch(2, start=11), linger_s=30.0)
