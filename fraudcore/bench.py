@@ -109,11 +109,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-# ---- the live path: POST /api/score latency and ingestion (fraudcore/bench_live.py) ------------------------------
+# ---- the live path: POST /api/score latency and ingestion (bench_api.py, bench_live.py) ----------------------------
 
 def bench_api(**options) -> dict:
-    """POST /api/score latency against the app on loopback (``fraudcore.bench_live.bench_api``)."""
-    from fraudcore.bench_live import bench_api as live_api
+    """POST /api/score latency against the app on loopback (``fraudcore.bench_api.bench_api``)."""
+    from fraudcore.bench_api import bench_api as live_api
 
     return live_api(**options)
 

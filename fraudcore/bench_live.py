@@ -1,6 +1,6 @@
-"""The live path's benchmarks (``python -m fraudcore bench api`` / ``bench ingest``): POST /api/score latency against
-the real app on loopback, and ingestion from the local feed (sustained throughput, then end-to-end latency at a paced
-rate), with CPU per 1000 events and what the store writer did (groups, checkpoints)."""
+"""``python -m fraudcore bench ingest``: ingestion from the local feed (sustained throughput, then end-to-end latency
+at a paced rate), with CPU per 1000 events and what the store writer did (groups, checkpoints, commit durations).
+``bench api`` lives in fraudcore.bench_api."""
 
 from __future__ import annotations
 
@@ -11,201 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fraudcore.bench import machine
+from fraudcore.bench_api import percentiles
 from fraudcore.config import PROJECT_ROOT
 from fraudcore.errors import FraudcoreError
 
-__all__ = ["bench_api", "bench_ingest"]
-
-
-# ---- POST /api/score latency: the real app on loopback, a paced keep-alive client ------------------------------
-
-def bench_api(seconds: float = 15.0, rate: float = 100.0, train_rows: int = 100_000, warmup: int = 50,
-              progress: Callable[[float, str], None] | None = None) -> dict:
-    """Single events at a paced ``rate`` per second for ``seconds`` against ``streamlit run app.py`` on 127.0.0.1
-    (a default XGBoost trained on ``train_rows`` simulated events, those events stored as history first); client
-    latency percentiles in ms, errors, then where the time goes in process."""
-    import requests
-
-    from fraudcore.registry import promote
-    from fraudcore.simulate import generate
-    from fraudcore.store import Store
-    from fraudcore.training import TrainRequest, train
-
-    report = progress or (lambda fraction, message: None)
-    n_send = warmup + int(seconds * rate)
-    with tempfile.TemporaryDirectory(prefix="fraudcore-bench-api-") as folder:
-        tmp = Path(folder)
-        env = {**os.environ, "FRAUDCORE_DATA": str(tmp / "data"), "FRAUDCORE_ARTIFACTS": str(tmp / "artifacts"),
-               "FRAUDCORE_DB": str(tmp / "data" / "workbench.duckdb")}
-        env.pop("FRAUDCORE_API_KEY", None)
-        report(0.0, "generating events")
-        setup = time.perf_counter()
-        frame = generate(rows=train_rows + n_send)
-        history, live = frame.iloc[:train_rows], frame.iloc[train_rows:]
-        history.to_parquet(tmp / "train.parquet", index=False)
-        report(0.05, "training the default model")
-        meta = train(tmp / "train.parquet", TrainRequest(model_id="bench-api", search_minutes=0),
-                     root=tmp / "artifacts")
-        promote(meta.model_id, root=tmp / "artifacts", who="bench", why="api benchmark")
-        scorer_keys = _store_keys(meta.model_id, tmp / "artifacts")
-        with Store.open(tmp / "data" / "workbench.duckdb", keys=scorer_keys) as store:
-            store.write_batch(history, None, source="bench")  # the events the live feed would have stored
-        events = _plain_events(live.drop(columns=[c for c in ("is_fraud", "fraud_scenario") if c in live.columns]))
-        setup_s = round(time.perf_counter() - setup, 1)
-        report(0.3, "starting the app")
-        with _app(env) as base, requests.Session() as http:
-            for event in events[:warmup]:  # first calls load the model and the recent history: not timed
-                http.post(base + "/api/score", json=event, timeout=60)
-            latencies, statuses, handler = [], [], []
-            started = time.perf_counter()
-            stop_at = started + seconds  # a slow server gets fewer requests, not a longer run
-            for i, event in enumerate(events[warmup:]):
-                due = started + i / rate
-                if due > stop_at or time.perf_counter() > stop_at:
-                    break
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                tick = time.perf_counter()
-                try:
-                    answer = http.post(base + "/api/score", json=event, timeout=10)
-                    status = answer.status_code
-                    handler.append(_server_ms(answer.headers.get("server-timing", "")))
-                except requests.RequestException:
-                    status = 0
-                latencies.append((time.perf_counter() - tick) * 1000)
-                statuses.append(status)
-                report(0.3 + 0.6 * min((time.perf_counter() - started) / seconds, 1.0), f"{i + 1} requests")
-            elapsed = time.perf_counter() - started
-            floor = []  # the HTTP stack alone: GET /api/health over the same connection
-            for _ in range(100):
-                tick = time.perf_counter()
-                http.get(base + "/api/health", timeout=10)
-                floor.append((time.perf_counter() - tick) * 1000)
-        measured, codes = latencies, statuses
-        result = {"server": "streamlit run app.py (st.App, uvicorn) on 127.0.0.1", "client": "requests.Session",
-                  "model": meta.model_id, "history_events": train_rows, "rate_asked": rate,
-                  "rate_sent": round(len(statuses) / elapsed, 1), "requests": len(measured), "warmup": warmup,
-                  "errors": sum(code != 200 for code in codes), "latency_ms": _percentiles(measured),
-                  "target_ms": {"p50": 3.0, "p99": 10.0}, "health_latency_ms": _percentiles(floor),
-                  "handler_ms": _percentiles([ms for ms in handler if ms is not None]),
-                  "api_write": env.get("FRAUDCORE_API_WRITE", "async"),
-                  "setup_seconds": setup_s}
-        result["met"] = result["errors"] == 0 and result["latency_ms"]["p50"] <= 3.0 and \
-            result["latency_ms"]["p99"] <= 10.0
-        result["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine inflates every figure
-        report(0.9, "profiling in process")
-        result["in_process_ms"] = _profile_api(tmp, meta.model_id, events[:200])
-        report(1.0, "done")
-    return {"bench": "api", **result, **machine()}
-
-
-def _server_ms(header: str) -> float | None:
-    """The duration in a ``Server-Timing: name;dur=MS`` header (None when absent)."""
-    for part in header.split(";"):
-        if part.strip().startswith("dur="):
-            return float(part.strip()[4:])
-    return None
-
-
-def _store_keys(model_id: str, root: Path):
-    from fraudcore.scoring import Scorer
-    from fraudcore.store import EventKeys
-
-    scorer = Scorer.load(model_id, root)
-    return EventKeys.from_spec(scorer.spec, scorer.entities)
-
-
-def _plain_events(frame) -> list[dict]:
-    """Rows as the JSON a client sends (ISO times, null for missing)."""
-    import json
-
-    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
-
-
-def _percentiles(values: list[float]) -> dict:
-    import numpy as np
-
-    if not values:
-        return {}
-    p = np.percentile(values, [50, 95, 99])
-    return {"p50": round(float(p[0]), 2), "p95": round(float(p[1]), 2), "p99": round(float(p[2]), 2),
-            "max": round(max(values), 2)}
-
-
-class _app:
-    """``streamlit run app.py`` on a free loopback port with ``env``; the base URL while inside the block."""
-
-    def __init__(self, env: dict, timeout_s: float = 90) -> None:
-        self.env, self.timeout_s, self.proc = env, timeout_s, None
-
-    def __enter__(self) -> str:
-        import socket
-        import subprocess
-        import sys
-        import urllib.request
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                                     cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + self.timeout_s
-        while True:
-            if self.proc.poll() is not None:
-                raise FraudcoreError(f"the app exited early (code {self.proc.returncode}); run it by hand to see why")
-            try:
-                with urllib.request.urlopen(base + "/api/health", timeout=2):
-                    return base
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.__exit__()
-                    raise FraudcoreError(f"the app did not answer /api/health within {self.timeout_s} s") from None
-                time.sleep(0.3)
-
-    def __exit__(self, *exc: object) -> None:
-        import subprocess
-
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _profile_api(tmp: Path, model_id: str, events: list[dict], top: int = 12) -> dict:
-    """What POST /api/score does for one event (``api.score_and_store``), in process on the benchmark's store:
-    the median total ms per call, then the ``top`` fraudcore functions by cumulative ms per call (cProfile)."""
-    import cProfile
-    import pstats
-    import statistics
-
-    from fraudcore.api import score_and_store
-    from fraudcore.config import Paths
-    from fraudcore.runtime import Workbench
-
-    workbench = Workbench(Paths(tmp / "data", tmp / "artifacts", tmp / "data" / "workbench.duckdb"))
-    try:
-        id_field = workbench.scorer(model_id).spec.event_id
-        fresh = [{**e, id_field: 10**12 + e[id_field]} for e in events]  # not stored yet, same kind of id
-        half = len(fresh) // 2
-        totals = []
-        for event in fresh[:half]:
-            tick = time.perf_counter()
-            score_and_store(workbench, [event])
-            totals.append((time.perf_counter() - tick) * 1000)
-        profiler = cProfile.Profile()
-        for event in fresh[half:]:
-            profiler.runcall(score_and_store, workbench, [event])
-    finally:
-        workbench.close()
-    calls = max(len(fresh) - half, 1)
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
-    ours = sorted(((v[3], f"{Path(k[0]).stem}.{k[2]}") for k, v in stats.items() if "/fraudcore/" in k[0]),
-                  reverse=True)[:top]
-    return {"total_median": round(statistics.median(totals), 3) if totals else None,
-            "cumulative_per_call": {name: round(ct * 1000 / calls, 3) for ct, name in ours}}
+__all__ = ["bench_ingest"]
 
 
 # ---- live ingestion: local feed -> poller -> features, scores, reasons for alerts, DuckDB ---------------------------
@@ -293,7 +103,7 @@ def _ingest_run(workbench, world, origin, events: int, batch: int, rate: float, 
         done = max(done, upto)
     alerts = sum(n for tier, n in fast["by_tier"].items() if tier in ("medium", "high"))
     throughput = fast["events"] / elapsed if elapsed > 0 else 0.0
-    latency = _percentiles([max(v, 0.0) for v in latencies])
+    latency = percentiles([max(v, 0.0) for v in latencies])
     counted = ("groups", "checkpoints")
     out = {
         "feed": "its own process (python -m fraudcore feed serve)" if external else "a thread of this process",
