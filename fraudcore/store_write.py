@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fraudcore.json_text import dumps
 from fraudcore.loading import qident
 
 __all__ = ["CASE_TIERS", "FEW_ROWS", "ScoreRows", "WriteBatch", "commit_batches", "json_objects"]
@@ -119,20 +120,16 @@ def keep_rejects(con: duckdb.DuckDBPyConnection, rejects: Sequence[tuple[Any, st
 
 
 def json_objects(names: list[str], columns: Sequence[Sequence[Any]]) -> list[str]:
-    """Each row of ``columns`` (one per name) as a JSON object in ``names`` order, exactly as json.dumps writes it
-    (NaN and inf as null; numpy numbers plain)."""
-    template = "{" + ", ".join(json.dumps(n).replace("%", "%%") + ": %s" for n in names) + "}"
-    texts = []
-    for values in columns:
-        values = values.tolist() if isinstance(values, np.ndarray) else list(values)
-        try:
-            column = list(map(float.__repr__, values))  # numbers: the repr json.dumps writes
-            if not all(map(math.isfinite, values)):
-                column = [t if math.isfinite(v) else "null" for t, v in zip(column, values, strict=True)]
-        except TypeError:  # text, missing values, anything not a float
-            column = [json.dumps(_plain(v), default=str) for v in values]
-        texts.append(column)
-    return [template % row for row in zip(*texts, strict=True)]
+    """Each row of ``columns`` (one per name) as a JSON object in ``names`` order (NaN, inf and missing markers as
+    null; numpy numbers plain; anything else JSON cannot hold as its text)."""
+    lists = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in columns]
+    return [dumps(dict(zip(names, row, strict=True)), default=_json_value) for row in zip(*lists, strict=True)]
+
+
+def _json_value(value: Any) -> Any:
+    """What orjson cannot write itself: pandas' missing markers as null, the rest as text."""
+    plain = _plain(value)
+    return str(plain) if plain is not None else None
 
 
 # ---- internals ----------------------------------------------------------------------------------------------------
