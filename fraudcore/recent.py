@@ -28,6 +28,7 @@ __all__ = ["RecentHistory", "Rows", "batch_features"]
 
 DEFAULT_SLACK = timedelta(days=1)
 _FAR_PAST = -(2**62)
+FEW_CODES = 8  # up to this many values, the rows appended since the index was built are scanned by comparison
 
 
 class RecentHistory:
@@ -223,7 +224,13 @@ class RecentHistory:
         counts = np.searchsorted(sorted_codes, codes, "right") - lo
         found = order[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
         tail = self._rows.codes[entity][len(order):self._n]
-        return np.concatenate([found, len(order) + np.flatnonzero(np.isin(tail, codes))])
+        if len(codes) <= FEW_CODES:  # a few values (a live page, an API call): comparisons beat isin's set-up
+            hit = tail == codes[0] if len(codes) else np.zeros(len(tail), dtype=bool)
+            for code in codes[1:].tolist():
+                hit |= tail == code
+        else:
+            hit = np.isin(tail, codes)
+        return np.concatenate([found, len(order) + np.flatnonzero(hit)])
 
     def _append_new(self, rows: Rows) -> None:
         """Append the rows whose id is not held yet."""
