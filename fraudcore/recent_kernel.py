@@ -6,7 +6,7 @@ events takes a few binary searches per window, plus a look at the rows tied with
 puts held rows first, then batch order, as the sort path does). A group out of order is sorted first, unless it
 has only a few batch events: then one pass per event over the group is cheaper than the sort. Either way the sums
 are integers (amounts in micro-units) and the columns take the same float operations as the sort path
-(``recent_features._Groups``), so the numbers are bit-identical to it (tests/test_recent_features.py).
+(tests/recent_reference.py), so the numbers are bit-identical to it (tests/test_recent_features.py).
 """
 
 from __future__ import annotations

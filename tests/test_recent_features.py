@@ -8,8 +8,9 @@ import pytest
 
 from fraudcore.features import FeatureConfig, feature_names
 from fraudcore.features_online import EntityWindows, step_values
-from fraudcore.recent_features import SCAN_EVENTS, Rows, _features, _many_events, batch_features, micro_units
+from fraudcore.recent_features import SCAN_EVENTS, Rows, _features, batch_features, micro_units
 from fraudcore.recent_kernel import _order
+from tests.recent_reference import many_events
 
 _HOUR, _DAY = 3_600_000_000, 86_400_000_000
 _ENTITIES = {"card": 6, "terminal": 4, "device": 30}  # value codes 0..n-1 (cards and devices also miss some)
@@ -83,7 +84,7 @@ def test_kernel_equals_the_sort_path(config_name: str, text_ids: bool) -> None:
         held = _history(rng, 900, text_ids, shuffled=trial >= 8, grid=grid)
         batch, amounts = _batch(rng, held, size, text_ids, grid)
         locate = _locate(held, rng) if trial % 2 else None
-        reference = _many_events(held, batch, amounts, config, _ENTITIES, locate)
+        reference = many_events(held, batch, amounts, config, _ENTITIES, locate)
         for scan_events in (0, SCAN_EVENTS, 10**6):  # out-of-order groups: sorted, either, scanned
             out, paths = _features(held, batch, amounts, config, _ENTITIES, locate, scan_events)
             np.testing.assert_array_equal(out, reference)
@@ -102,13 +103,13 @@ def test_ties_of_time_and_id_follow_the_sort_path() -> None:
     pick = rng.choice(len(held.t), size=40)
     batch, amounts = _rows(rng, held.t[pick], held.ids[pick].copy())
     batch.ids[1::2], batch.t[1::2] = batch.ids[0:-1:2], batch.t[0:-1:2]
-    reference = _many_events(held, batch, amounts, config, _ENTITIES)
+    reference = many_events(held, batch, amounts, config, _ENTITIES)
     for scan_events in (0, 10**6):
         shuffled = held.take(rng.permutation(len(held.t)))
         np.testing.assert_array_equal(_features(held, batch, amounts, config, _ENTITIES, None, scan_events)[0],
                                       reference)
         np.testing.assert_array_equal(_features(shuffled, batch, amounts, config, _ENTITIES, None, scan_events)[0],
-                                      _many_events(shuffled, batch, amounts, config, _ENTITIES))
+                                      many_events(shuffled, batch, amounts, config, _ENTITIES))
     assert np.isfinite(reference).sum() > 500
 
 
@@ -122,7 +123,7 @@ def test_a_heavy_value_out_of_order_is_sorted_once_for_many_events_and_scanned_f
         batch, amounts = _batch(rng, held, size, text_ids=False)
         batch.codes["terminal"][:] = 0
         out, paths = _features(held, batch, amounts, config, _ENTITIES)
-        np.testing.assert_array_equal(out, _many_events(held, batch, amounts, config, _ENTITIES))
+        np.testing.assert_array_equal(out, many_events(held, batch, amounts, config, _ENTITIES))
         assert paths[path] >= 1 and paths["sorted" if path == "scanned" else "scanned"] == 0
         assert np.isfinite(out).sum() > 10 * size
 
@@ -133,7 +134,7 @@ def test_a_page_after_a_history_in_time_order_needs_no_sort() -> None:
     t = np.sort(held.t[-1] + rng.integers(1, 3_600_000_000, size=64))
     batch, amounts = _rows(rng, t, _ids(np.arange(64) * 2 + 10**6, False))
     out, paths = _features(held, batch, amounts, config, _ENTITIES)
-    np.testing.assert_array_equal(out, _many_events(held, batch, amounts, config, _ENTITIES))
+    np.testing.assert_array_equal(out, many_events(held, batch, amounts, config, _ENTITIES))
     assert paths["in_order"] > 0 and paths["sorted"] == paths["scanned"] == 0
     np.testing.assert_array_equal(batch_features(held, batch, amounts, config, _ENTITIES), out)
 
@@ -146,7 +147,7 @@ def test_empty_batches_and_entities_without_values() -> None:
     assert batch_features(held, empty, amounts[:0], config, _ENTITIES).shape == (0, len(feature_names(config)))
     batch.codes["device"][:] = -1  # no device: its features are missing, the others are not
     out = batch_features(held, batch, amounts, config, _ENTITIES)
-    np.testing.assert_array_equal(out, _many_events(held, batch, amounts, config, _ENTITIES))
+    np.testing.assert_array_equal(out, many_events(held, batch, amounts, config, _ENTITIES))
     device = [i for i, name in enumerate(feature_names(config)) if name.startswith("device__")]
     assert np.isnan(out[:, device]).all() and np.isfinite(out).sum() > 20
 
