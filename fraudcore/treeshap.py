@@ -26,21 +26,26 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
 import numpy as np
 import xgboost as xgb
+
+from fraudcore.treeshap_kernels import (
+    WALK_CATEGORICAL,
+    WALK_DEFAULT_LEFT,
+    WALK_FEATURE,
+    WALK_LEAF,
+    WALK_POSITION,
+    explain_rows,
+    walk_rows,
+)
 
 __all__ = ["MAX_PATH_FEATURES", "TreeTables"]
 
 MAX_PATH_FEATURES = 10  # beyond this many distinct features on one path the tables grow past ~5k numbers per leaf
 PARALLEL_ROWS = 256  # from this many rows a batch is split across threads (the kernel releases the GIL)
-WALK_ROWS = 8  # up to this many rows walk each tree once per row (``_walk``) instead of the three passes
+WALK_ROWS = 8  # up to this many rows walk each tree once per row (treeshap_kernels.walk_rows), not three passes
 CHUNK_ROWS = 256  # rows per kernel call (bounds its work arrays: nodes × rows booleans, leaves × rows masks)
 MAX_THREADS = 8
-# _walk's node word: the left child's node (the right one follows it) or, with _WALK_LEAF, the leaf's index in
-# bits 0-31; default side, categorical split, the feature's position on the path and the feature above them
-_WALK_INDEX, _WALK_LEAF, _WALK_DEFAULT_LEFT, _WALK_CATEGORICAL = (1 << 32) - 1, 1 << 32, 1 << 33, 1 << 34
-_WALK_POSITION, _WALK_FEATURE = 36, 40
 CHECK_TOLERANCE = 1e-3  # log-odds; XGBoost and the table hold float32, sums here are float64
 
 
@@ -83,7 +88,7 @@ class TreeTables:
         out = np.zeros((len(A), self.n_features))
         a = self.arrays
         if len(A) <= WALK_ROWS and len(a["walk"]):
-            _walk(A, a["roots"], a["walk"], a["threshold"], a["category_row"], a["right_codes"], a["leaf_word"],
+            walk_rows(A, a["roots"], a["walk"], a["threshold"], a["category_row"], a["right_codes"], a["leaf_word"],
                   a["position_feature"], a["table"], out)
             return out
         for start in range(0, len(A), CHUNK_ROWS):
@@ -92,7 +97,7 @@ class TreeTables:
 
     def _chunk(self, A: np.ndarray, out: np.ndarray) -> None:
         a = self.arrays
-        _explain(A, a["internal"], a["feature"], a["threshold"], a["default_left"], a["category_row"],
+        explain_rows(A, a["internal"], a["feature"], a["threshold"], a["default_left"], a["category_row"],
                  a["right_codes"], a["slot_node"], a["slot_left"], a["slot_bit"], a["position_feature"], a["offset"],
                  a["n_positions"], a["table"], out)
 
@@ -131,89 +136,11 @@ class TreeTables:
         return A
 
 
-@numba.njit(cache=True, nogil=True)
-def _explain(A, internal, feature, threshold, default_left, category_row, right_codes, slot_node, slot_left,
-             slot_bit, position_feature, offset, n_positions, table, out):  # pragma: no cover
-    """Add each leaf's tabulated contributions to ``out`` for every row of ``A`` (compiled; see the module).
-
-    Three passes, each a tight loop: the split tests of every node, then which path features each row follows at
-    each leaf (slot by slot over all leaves; padding slots have bit 0), then the table lookups — kept apart so the
-    lookups, which go wherever a row's masks point, overlap in the memory system instead of waiting in turn."""
-    n, width = A.shape[0], right_codes.shape[1]
-    goes_left = np.zeros((len(feature), n), dtype=np.bool_)
-    for node in internal:
-        f, row = feature[node], category_row[node]
-        for r in range(n):
-            x = np.float32(A[r, f])
-            if x != x:
-                goes_left[node, r] = default_left[node]
-            elif row >= 0:
-                goes_left[node, r] = not (0 <= x < width and right_codes[row, int(x)])
-            else:
-                goes_left[node, r] = x < threshold[node]
-    leaves = len(offset)
-    masks = np.empty((leaves, n), dtype=np.int32)
-    for leaf in range(leaves):
-        masks[leaf, :] = (1 << n_positions[leaf]) - 1
-    for k in range(slot_node.shape[0]):
-        for leaf in range(leaves):
-            node, side, bit = slot_node[k, leaf], slot_left[k, leaf], slot_bit[k, leaf]
-            for r in range(n):  # branch-free: which side a row takes is data, not a pattern to predict
-                masks[leaf, r] &= ~(bit * (goes_left[node, r] != side))
-    for leaf in range(leaves):
-        d = n_positions[leaf]
-        for r in range(n):
-            start = offset[leaf] + masks[leaf, r] * d
-            for p in range(d):
-                out[r, position_feature[leaf, p]] += table[start + p]
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk(A, roots, walk, threshold, category_row, right_codes, leaf_word, position_feature, table,
-          out):  # pragma: no cover
-    """``_explain`` for a few rows: each row walks every tree once, depth first, carrying the mask of path features
-    it follows (the child on the side the row does not take clears its split's bit), and adds each leaf's tabulated
-    contributions when it reaches it. Leaves come in ``_flatten``'s order, so the sums are those of ``_explain``,
-    bit for bit; the work is one visit per node instead of one per path slot of every leaf, and a node is one packed
-    word (``_WALK_*``) and its threshold, so a row touches little memory besides the tables."""
-    width = right_codes.shape[1]
-    stack_node = np.empty(256, dtype=np.int64)
-    stack_mask = np.empty(256, dtype=np.int64)
-    for r in range(A.shape[0]):
-        for root in roots:
-            top = 0
-            stack_node[0], stack_mask[0] = root, -1
-            while top >= 0:
-                node, mask = stack_node[top], stack_mask[top]
-                top -= 1
-                word = walk[node]
-                if word & _WALK_LEAF:
-                    packed = leaf_word[word & _WALK_INDEX]
-                    d = packed & 15
-                    start = (packed >> 4) + (mask & ((1 << d) - 1)) * d
-                    for p in range(d):
-                        out[r, position_feature[word & _WALK_INDEX, p]] += table[start + p]
-                    continue
-                x = np.float32(A[r, (word >> _WALK_FEATURE) & 0xFFFF])
-                if x != x:
-                    goes_left = (word & _WALK_DEFAULT_LEFT) != 0
-                elif word & _WALK_CATEGORICAL:
-                    goes_left = not (0 <= x < width and right_codes[category_row[node], int(x)])
-                else:
-                    goes_left = x < threshold[node]
-                bit = 1 << ((word >> _WALK_POSITION) & 15)
-                left = word & _WALK_INDEX
-                top += 1  # pushed left then right, so the right subtree is walked first, as _flatten listed it
-                stack_node[top], stack_mask[top] = left, mask if goes_left else mask & ~bit
-                top += 1
-                stack_node[top], stack_mask[top] = left + 1, mask & ~bit if goes_left else mask
-
-
 def _flatten(trees: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], float] | None:
     """Nodes, leaf paths and subset-sum tables of ``trees`` as flat arrays, and the sum of the trees' expected values;
     None if a path has too many distinct features."""
     feature, threshold, default_left, category_row, categories, internal = [], [], [], [], [], []
-    walk, roots, paired = [], [], True  # walk: one packed word per node for _walk (see _WALK_*)
+    walk, roots, paired = [], [], True  # walk: one packed word per node for walk_rows (see treeshap_kernels)
     leaves: list[tuple[float, list[int], list[bool], list[int], list[float], list[int]]] = []
     expected = 0.0
     for tree in trees:
@@ -244,14 +171,14 @@ def _flatten(trees: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], float]
             if left[node] == -1:
                 if len(feats) > MAX_PATH_FEATURES:
                     return None
-                walk[first + node] = _WALK_LEAF | len(leaves)
+                walk[first + node] = WALK_LEAF | len(leaves)
                 leaves.append((split_at[node], nodes, sides, positions, zeros, feats))
                 continue
             f = split[node]
-            walk[first + node] = (first + left[node]) | (f << _WALK_FEATURE) | \
-                ((feats.index(f) if f in feats else len(feats)) << _WALK_POSITION) | \
-                (_WALK_DEFAULT_LEFT if tree["default_left"][node] else 0) | \
-                (_WALK_CATEGORICAL if tree["split_type"][node] == 1 else 0)
+            walk[first + node] = (first + left[node]) | (f << WALK_FEATURE) | \
+                ((feats.index(f) if f in feats else len(feats)) << WALK_POSITION) | \
+                (WALK_DEFAULT_LEFT if tree["default_left"][node] else 0) | \
+                (WALK_CATEGORICAL if tree["split_type"][node] == 1 else 0)
             for child, is_left in ((left[node], True), (right[node], False)):
                 fraction = cover[child] / cover[node]
                 p = feats.index(f) if f in feats else len(feats)
