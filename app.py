@@ -28,7 +28,8 @@ def _accepted_sockets_without_nagle() -> None:
     """Streamlit binds its listening socket itself with proto 0, and asyncio sets TCP_NODELAY only on sockets whose
     proto is IPPROTO_TCP, so every response on a kept-alive connection waited ~40 ms (Nagle + delayed ACK): measured
     /api/health p50 44 ms kept-alive. Uvicorn imports this module before it accepts a connection, so widening
-    asyncio's check here covers every accepted TCP socket. Guarded: without the private hook the app runs as before."""
+    asyncio's check here covers every accepted TCP socket. Guarded: without the private hook the app runs as before.
+    With uvloop installed (requirements.txt) uvicorn runs on it instead, and uvloop sets TCP_NODELAY itself."""
     import asyncio.base_events as base_events
 
     original = getattr(base_events, "_set_nodelay", None)
