@@ -133,11 +133,19 @@ class StoreWriter:
         (ms: median, 99th percentile, longest; a commit waits for the disk's fsync)."""
         with self._cond:
             waiting = self._submitted - self._finished
-        times = sorted(self._commit_ms)
-        commit_ms = {"commits": len(times), "p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)],
-                     "max": times[-1]} if times else None
+        commit_ms = self.commit_times()
         return {"running": self.running, **self.counts, "queued": waiting, "last_error": self.last_error,
                 "wal_bytes": self.store.wal_bytes(), "last_checkpoint_ms": self.checkpoint_ms, "commit_ms": commit_ms}
+
+    def commit_times(self, last: int | None = None) -> dict | None:
+        """Durations of the latest ``last`` group commits (all kept: ``RECENT_COMMITS``) in ms: how many, median,
+        99th percentile, longest; None before the first."""
+        times = list(self._commit_ms)
+        times = sorted(times[-last:] if last else times)
+        if not times:
+            return None
+        return {"commits": len(times), "p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)],
+                "max": times[-1]}
 
     # ---- the thread ---------------------------------------------------------------------------------------------
 
