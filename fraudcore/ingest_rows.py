@@ -88,14 +88,17 @@ def score_columns(scorer: Scorer, events: list[dict], features: np.ndarray, k: i
     ids = [ev.get(scorer.spec.event_id) for ev in events]
     if not events:
         return ScoredColumns(scorer.model_id, ids, np.empty(0), [], {}, inputs)
-    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column overhead
-        scores, tiers = scorer.score_records(_records(inputs, range(len(events))))
+    A = None
+    if len(events) <= SMALL_BATCH:  # per-record inputs: no per-column overhead; one matrix for scores and reasons
+        A = scorer.matrix.numpy(_records(inputs, range(len(events))))
+        scores, tiers = scorer.score_matrix(A)
     else:
         scores, tiers = scorer.score_records(pa.table({c: pa.array(v, from_pandas=True) if isinstance(v, np.ndarray)
                                                        else pa.array(v, pa.string()) for c, v in inputs.items()}))
     tiers = tiers.astype(str).tolist()
     explain = [j for j, t in enumerate(tiers) if t in explain_tiers] if k > 0 else []
-    reasons = dict(zip(explain, scorer.reasons(_records(inputs, explain), k), strict=True)) if explain else {}
+    picked = None if A is None else A[explain]
+    reasons = dict(zip(explain, scorer.reasons(_records(inputs, explain), k, picked), strict=True)) if explain else {}
     return ScoredColumns(scorer.model_id, ids, np.asarray(scores, dtype=float), tiers, reasons, inputs)
 
 

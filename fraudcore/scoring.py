@@ -191,12 +191,18 @@ class Scorer:
 
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Scores and tiers of records holding the model's inputs (numpy fast path, one thread)."""
-        scores = self._event_model.predict_numpy(self.matrix.numpy(records))
+        return self.score_matrix(self.matrix.numpy(records))
+
+    def score_matrix(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and tiers of model-matrix rows (``matrix.numpy``), one thread for a few rows."""
+        scores = self._event_model.predict_numpy(A)
         return scores, assign_tiers(scores, self.tiers)
 
-    def reasons(self, records: Sequence[Mapping[str, Any]], k: int = 3) -> list[list[dict[str, Any]]]:
-        """Exact top-``k`` reasons per record of model inputs (empty lists for a model without contributions)."""
-        return self._reasons(records, k)
+    def reasons(self, records: Sequence[Mapping[str, Any]], k: int = 3,
+                A: np.ndarray | None = None) -> list[list[dict[str, Any]]]:
+        """Exact top-``k`` reasons per record of model inputs (empty lists for a model without contributions);
+        ``A``: their model matrix when the caller already built it."""
+        return self._reasons(records, k, A)
 
     def _reasons(self, records: Sequence[Mapping[str, Any]], k: int, A: np.ndarray | None = None,
                  ) -> list[list[dict[str, Any]]]:
