@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ class FrameHistory:
         frame = frame.iloc[order].reset_index(drop=True)
         # numpy-backed text: per-event column access on arrow strings costs more than the features themselves
         self.frame = frame.astype({c: object for c in frame.columns if pd.api.types.is_string_dtype(frame[c])})
+        self.dtypes = self.frame.dtypes.to_dict()  # read per event by the scorer's in-memory path
         self._us = stamps.to_numpy()[order].astype("datetime64[us]").astype(np.int64)
         self._index: dict[str, dict[Any, np.ndarray]] = {}
         self._arrays: dict[FeatureConfig, HistoryArrays | None] = {}
@@ -87,8 +89,9 @@ class FrameHistory:
             groups = self.frame.groupby(column, sort=False, dropna=True).indices
             self._index[column] = {_key(k): v for k, v in groups.items()}
         index, key = self._index[column], _key(value)
-        if key not in index and isinstance(key, str) and key.strip().lstrip("-").isdigit():
-            key = int(key)
+        if key not in index and isinstance(key, str):
+            with contextlib.suppress(ValueError):  # as like_kind reads text against integers: int("+7") is 7
+                key = int(key)
         elif key not in index and isinstance(key, int):
             key = str(key)
         return index.get(key, np.empty(0, dtype=np.int64))

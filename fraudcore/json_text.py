@@ -1,13 +1,15 @@
 """JSON on the live path with orjson: per event ~16× faster to write than ``json.dumps`` and a feed page ~1.6× faster
 to read (measured on 1000 simulated events: 4.5 → 0.3 ms and 2.3 → 1.4 ms). Where orjson refuses what the standard
-library takes (NaN literals in a feed's answer, integers past 64 bits in an event), the standard library answers, so
-what is accepted and the values written are the same; orjson writes compact text (no spaces after separators).
+library takes (NaN literals in a feed's answer, integers past 64 bits in an event, which orjson would read as
+floats), the standard library answers, so what is accepted and the values are the same; orjson writes compact text
+(no spaces after separators).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +18,16 @@ import orjson
 __all__ = ["dumps", "loads"]
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")  # 2**64 has 20 digits: orjson reads such an integer as a float
 
 
 def loads(data: bytes | str) -> Any:
     """The JSON value in ``data``; ValueError (json.JSONDecodeError) when the standard library cannot read it
-    either."""
+    either. Text with a run of 20 digits goes to the standard library: orjson reads an integer of 2**64 or more as
+    a float, which would change an event id."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw):
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

@@ -25,6 +25,7 @@ from fraudcore.event_fields import category as _category
 from fraudcore.event_fields import comparable_id as _comparable_id
 from fraudcore.event_fields import identifier as _identifier
 from fraudcore.event_fields import like as _like
+from fraudcore.event_fields import like_kind as _like_kind
 from fraudcore.event_fields import missing as _missing
 from fraudcore.event_fields import numeric as _numeric
 from fraudcore.event_fields import typed_time as _typed_time
@@ -217,7 +218,8 @@ class Scorer:
 
     def _features_in_memory(self, event: dict[str, Any], history: FrameHistory) -> dict[str, float] | None:
         """``features`` from a FrameHistory's numpy columns: each entity's rows come from the history's index (in
-        time order), the same rows the frame path compares (None where that path must run instead)."""
+        time order), kept where they equal the value as the frame path compares them (None where that path must
+        run instead)."""
         cfg = self.feature_config
         full = history.arrays(cfg)
         if full is None or any(c not in event for c in cfg.columns if c != cfg.label):
@@ -232,7 +234,10 @@ class Scorer:
             value = event.get(entity)
             if _missing(value):
                 return None
+            column = full.entities[entity]  # as the frame path compares: the value in the column's kind, then ==
+            value = _like_kind(history.dtypes[entity], column[0], value)
             rows = history.entity_rows(entity, value, since, t0)
+            rows = rows[column[rows] == value] if len(rows) else rows
             times = full.times[rows]
             if _missing(event_id):  # no id: the event comes after every history row at its time
                 rows = rows[times <= t0]
@@ -277,6 +282,9 @@ class Scorer:
             if cfg.label and cfg.label not in frame.columns:
                 frame = frame.assign(**{cfg.label: np.nan})
             event = {**event, **{e: _like(frame[e], event[e]) for e in self.entities if e in frame.columns}}
+            if cfg.event_id in frame.columns:  # "123" against integer ids is 123; text against integers: no id
+                event = {**event, cfg.event_id: _comparable_id(event.get(cfg.event_id),
+                                                               frame[cfg.event_id].to_numpy())}
         if _missing(event.get(cfg.event_id)):  # no id: the event comes after every history row at its time
             frame = frame.assign(**{cfg.event_id: 0}) if len(frame) else frame
             event = {**event, cfg.event_id: 1}
@@ -306,6 +314,9 @@ def _single_threaded(model: Any) -> Any:
     clone.booster_.set_param({"nthread": 1})
     if hasattr(clone, "n_jobs"):
         clone.n_jobs = 1
+    if getattr(model, "compiled_", None) is not None:
+        clone.compiled_ = copy.copy(model.compiled_)
+        clone.compiled_.threads = 1
     return clone
 
 

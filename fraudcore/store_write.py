@@ -127,9 +127,10 @@ def json_objects(names: list[str], columns: Sequence[Sequence[Any]]) -> list[str
 
 
 def _json_value(value: Any) -> Any:
-    """What orjson cannot write itself: pandas' missing markers as null, the rest as text."""
+    """What orjson cannot write itself (and, on the standard library's fallback, numpy numbers): pandas' missing
+    markers as null, numbers plain, the rest as text."""
     plain = _plain(value)
-    return str(plain) if plain is not None else None
+    return plain if plain is None or isinstance(plain, bool | int | float | str) else str(plain)
 
 
 # ---- internals ----------------------------------------------------------------------------------------------------

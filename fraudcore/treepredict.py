@@ -5,11 +5,11 @@ XGBoost's own predictor spends ~0.3 ms on every call before it walks a tree (mea
 (~4.6 here). The trees are laid out as complete binary trees of the deepest tree's depth (a shallower leaf's value
 fills every padded leaf under it, so the padded splits cannot change the answer); a numba kernel walks blocks of
 rows through each tree level by level with branch-free split tests, and sums leaf values in float32 in tree order
-from the base margin, then applies the float32 sigmoid — the same arithmetic, in the same order, as XGBoost's CPU
-predictor. ``TreePredictor.build`` checks that claim bit for bit against the booster on probe rows around every
-split (missing values, categories in and out of the split sets) and returns None when it does not hold or the
-booster is outside what the layout covers (not gbtree, multi-class, several trees per round, deeper than
-``MAX_DEPTH``); callers then keep XGBoost's own predictor.
+from the base margin, then applies XGBoost's float32 sigmoid (with its cap on exp's argument) — the same
+arithmetic, in the same order, as XGBoost's CPU predictor. ``TreePredictor.build`` checks that claim bit for bit
+against the booster on probe rows around every split (missing values, categories in and out of the split sets) and
+returns None when it does not hold or the booster is outside what the layout covers (not gbtree, multi-class,
+several trees per round, deeper than ``MAX_DEPTH``); callers then keep XGBoost's own predictor.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ MAX_DEPTH = 12  # complete trees of this depth hold 4,096 leaves each; deeper bo
 BLOCK_ROWS = 32  # rows walked through one tree together (independent walks overlap in the CPU; measured best)
 PARALLEL_ROWS = 4096  # from this many rows a call is split across threads (the kernel releases the GIL)
 MAX_THREADS = 8
-_CATEGORICAL, _DEFAULT_RIGHT = 2, 1  # flag bits of a node word; the split feature sits above them
+_CATEGORICAL, _DEFAULT_RIGHT = 2, 1
+_EXP_CAP = np.float32(88.7)  # flag bits of a node word; the split feature sits above them
 
 
 class TreePredictor:
@@ -118,8 +119,8 @@ def _predict(A, block, depth, word, threshold, category_row, right_codes, leaf, 
                     at[r] = 2 * i + 1 + (hit | (missing & w))
             for r in range(m):
                 acc[r] += leaf[t, at[r] - internal]
-        for r in range(m):
-            out[start + r] = np.float32(1.0) / (np.float32(1.0) + np.exp(-acc[r]))
+        for r in range(m):  # XGBoost's sigmoid: exp's argument capped at 88.7 (no float32 overflow)
+            out[start + r] = np.float32(1.0) / (np.exp(min(-acc[r], _EXP_CAP)) + np.float32(1.0))
 
 
 def _depth(tree: dict[str, Any], node: int = 0) -> int:

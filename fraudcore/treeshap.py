@@ -34,6 +34,8 @@ from fraudcore.treeshap_kernels import (
     WALK_DEFAULT_LEFT,
     WALK_FEATURE,
     WALK_LEAF,
+    WALK_MAX_DEPTH,
+    WALK_MAX_FEATURES,
     WALK_POSITION,
     explain_rows,
     walk_rows,
@@ -152,7 +154,8 @@ def _flatten(trees: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], float]
         roots.append(first)
         for node in range(len(left)):
             is_split = left[node] != -1
-            paired &= not is_split or right[node] == left[node] + 1
+            # walk_rows needs the right child right after the left one, the feature in 16 bits of the node word
+            paired &= not is_split or (right[node] == left[node] + 1 and split[node] < WALK_MAX_FEATURES)
             walk.append(0)
             feature.append(split[node] if is_split else 0)
             threshold.append(split_at[node] if is_split else 0.0)
@@ -172,6 +175,7 @@ def _flatten(trees: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], float]
                 if len(feats) > MAX_PATH_FEATURES:
                     return None
                 walk[first + node] = WALK_LEAF | len(leaves)
+                paired &= len(nodes) < WALK_MAX_DEPTH  # and its stack holds every open branch of the path
                 leaves.append((split_at[node], nodes, sides, positions, zeros, feats))
                 continue
             f = split[node]

@@ -7,13 +7,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["WALK_CATEGORICAL", "WALK_DEFAULT_LEFT", "WALK_FEATURE", "WALK_INDEX", "WALK_LEAF", "WALK_POSITION",
-           "explain_rows", "walk_rows"]
+__all__ = ["WALK_CATEGORICAL", "WALK_DEFAULT_LEFT", "WALK_FEATURE", "WALK_INDEX", "WALK_LEAF", "WALK_MAX_DEPTH",
+           "WALK_MAX_FEATURES", "WALK_POSITION", "WALK_STACK", "explain_rows", "walk_rows"]
 
 # walk_rows' node word: the left child's node (the right one follows it) or, with WALK_LEAF, the leaf's index in
 # bits 0-31; default side, categorical split, the feature's position on the path and the feature above them
 WALK_INDEX, WALK_LEAF, WALK_DEFAULT_LEFT, WALK_CATEGORICAL = (1 << 32) - 1, 1 << 32, 1 << 33, 1 << 34
 WALK_POSITION, WALK_FEATURE = 36, 40
+WALK_MAX_FEATURES = 1 << 16  # the feature field's size
+WALK_STACK = 256
+WALK_MAX_DEPTH = WALK_STACK - 1  # a depth-first walk keeps at most depth + 1 entries on its stack
 
 
 @numba.njit(cache=True, nogil=True)
@@ -62,8 +65,8 @@ def walk_rows(A, roots, walk, threshold, category_row, right_codes, leaf_word, p
     bit for bit; the work is one visit per node instead of one per path slot of every leaf, and a node is one packed
     word (``WALK_*``) and its threshold, so a row touches little memory besides the tables."""
     width = right_codes.shape[1]
-    stack_node = np.empty(256, dtype=np.int64)
-    stack_mask = np.empty(256, dtype=np.int64)
+    stack_node = np.empty(WALK_STACK, dtype=np.int64)
+    stack_mask = np.empty(WALK_STACK, dtype=np.int64)
     for r in range(A.shape[0]):
         for root in roots:
             top = 0

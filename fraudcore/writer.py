@@ -141,7 +141,9 @@ class StoreWriter:
         """Durations of the latest ``last`` group commits (all kept: ``RECENT_COMMITS``) in ms: how many, median,
         99th percentile, longest; None before the first."""
         times = list(self._commit_ms)
-        times = sorted(times[-last:] if last else times)
+        if last is not None:
+            times = times[-last:] if last > 0 else []
+        times.sort()
         if not times:
             return None
         return {"commits": len(times), "p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)],

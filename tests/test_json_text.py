@@ -39,3 +39,10 @@ def test_loads_reads_what_the_standard_library_reads_and_refuses_the_rest() -> N
     assert math.isnan(value["a"])
     with pytest.raises(ValueError):
         loads(b"<html>busy</html>")
+
+
+def test_loads_keeps_integers_past_64_bits_exact() -> None:
+    big = 123456789012345678901234567890  # orjson alone reads this as a float (another id once rounded)
+    page = loads(f'{{"events": [{{"event_id": {big}, "amount": 1.5}}], "next": "c"}}'.encode())
+    assert page["events"][0]["event_id"] == big and isinstance(page["events"][0]["event_id"], int)
+    assert loads(str(2**64 - 1)) == 2**64 - 1

@@ -162,6 +162,8 @@ def test_in_memory_fast_paths_equal_the_general_paths(scorer, trained):
         del event["event_id"]
     for event in events[20:40]:  # ids sent as text for integer columns
         event["customer_id"], event["terminal_id"] = str(event["customer_id"]), str(event["terminal_id"])
+    for event in events[40:60]:  # text that int() reads but is not all digits
+        event["customer_id"] = f"+{event['customer_id']}"
     valid = [scorer.validate_event(e) for e in events]
     fast = [{**v, **scorer.features(v, history)} for v in valid]
     slow = [{**v, **scorer.features(v, plain)} for v in valid]
@@ -173,6 +175,19 @@ def test_in_memory_fast_paths_equal_the_general_paths(scorer, trained):
     assert scorer.reasons(fast, 3) == general
     assert [r["text"] for row in scorer.reasons(fast, 5) for r in row] == \
         [r.text for row in top_reasons(explain(scorer.model, slow), 5, scorer.feature_config) for r in row]
+
+
+def test_the_fast_path_compares_entity_values_as_the_frame_path_does(scorer, trained):
+    """A float entity column against digit text (the frame path finds no equal rows) and text int() refuses."""
+    frame = trained.frame.assign(customer_id=trained.frame["customer_id"].astype(float))
+    history = scorer.frame_history(frame)
+    assert history.arrays(scorer.feature_config) is not None
+    events = [raw_event(trained, int(i)) for i in range(11_000, 11_040)]
+    for k, event in enumerate(events):
+        event["customer_id"] = str(event["customer_id"]) if k % 2 else "²"
+    for event in (scorer.validate_event(e) for e in events):
+        fast, slow = scorer.features(event, history), scorer.features(event, _PlainHistory(history))
+        np.testing.assert_array_equal(list(fast.values()), list(slow.values()))
 
 
 def test_ids_sent_as_text_score_like_the_numbers_they_spell(trained, scorer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -50,7 +52,7 @@ def test_shallow_trees_and_stumps_are_padded_without_changing_the_answer() -> No
     booster = _booster(X, y, rounds=15, max_depth=4, min_child_weight=40)  # leaves at many depths
     predictor = TreePredictor.build(booster, 15)
     assert predictor is not None
-    depths = {treepredict._depth(t) for t in __import__("json").loads(booster.save_raw("json"))["learner"][
+    depths = {treepredict._depth(t) for t in json.loads(booster.save_raw("json"))["learner"][
         "gradient_booster"]["model"]["trees"]}
     assert len(depths) > 1 or min(depths) < 4  # some tree is shallower than the layout
     A, _ = _mixed(2000, 2)
@@ -118,3 +120,18 @@ def test_a_predictor_that_disagrees_with_the_booster_is_never_used(monkeypatch) 
     monkeypatch.undo()
     assert model.compile() is True
     assert np.array_equal(model.predict_numpy(A), want)
+
+
+def test_margins_past_the_sigmoid_cap_score_as_xgboost_does() -> None:
+    X, y = _mixed(3000, 9)
+    model = json.loads(_booster(np.nan_to_num(X), y, rounds=8, max_depth=1, base_score=0.5).save_raw("json"))
+    for i, tree in enumerate(model["learner"]["gradient_booster"]["model"]["trees"]):
+        # stump i: feature i % 4 below 0 adds -12 to the margin; eight of them reach -96, past XGBoost's cap at
+        # -88.7 on exp's argument (its answer there is a float32 subnormal, not 0)
+        tree["split_indices"][0], tree["split_conditions"], tree["default_left"] = i % 4, [0.0, -12.0, 0.0], [0, 0, 0]
+    booster = xgb.Booster(model_file=bytearray(json.dumps(model).encode()))
+    A = np.array([[-1.0] * 4, [1.0] * 4, [-1.0, -1.0, -1.0, 1.0]])
+    predictor = TreePredictor.build(booster, 8)
+    assert predictor is not None
+    want = _want(booster, A, 8)
+    assert want[0] > 0 and np.array_equal(predictor.predict(A), want)

@@ -145,3 +145,14 @@ def test_a_few_rows_walk_the_trees_and_give_the_three_pass_values_bit_for_bit(sc
             tables._chunk(rows, passes)
             walked, _ = tables.contributions(rows)  # at most WALK_ROWS rows: the walk
             assert np.array_equal(walked, passes)
+
+
+def test_trees_the_walk_cannot_hold_take_the_three_passes(scorer, trained, monkeypatch) -> None:
+    model = scorer.model
+    types = ["q"] * model.matrix_.n_numeric + ["c"] * len(model.matrix_.categorical)
+    A = _inputs(scorer, trained, 4)
+    walked = TreeTables.build(model.booster_, model.best_iteration_ + 1, types)
+    monkeypatch.setattr(treeshap, "WALK_MAX_DEPTH", 3)  # paths deeper than the walk's stack would allow
+    passes = TreeTables.build(model.booster_, model.best_iteration_ + 1, types)
+    assert len(walked.arrays["walk"]) and not len(passes.arrays["walk"])
+    assert np.array_equal(passes.contributions(A)[0], walked.contributions(A)[0])

@@ -187,6 +187,7 @@ def test_lingering_batches_share_a_commit_and_a_batch_without_linger_ends_the_wa
         late = writer.submit(_batch(2, start=9), linger_s=0.2)  # alone: committed once its linger ran out
         assert late.wait(10) == 2
         assert writer.commit_times()["commits"] == 2 and writer.commit_times(last=1)["commits"] == 1
+        assert writer.commit_times(last=0) is None  # none asked for: not every commit
         held = writer.submit(_batch(2, start=11), linger_s=30.0)
     finally:
         writer.stop()  # stopping commits a lingering batch at once
