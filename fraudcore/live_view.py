@@ -23,7 +23,7 @@ from fraudcore.store import Store
 
 __all__ = ["EXCERPT_CHARS", "MAX_RATE", "TIERS", "LiveStatus", "error_advice", "feed_options", "live_status",
            "live_totals", "quarantine_count", "quarantine_page", "quarantine_reasons", "quarantine_sources",
-           "seed_history", "start_live", "stop_live", "tier_minutes"]
+           "seed_history", "start_live", "stop_live", "storage_line", "tier_minutes"]
 
 TIERS = ("high", "medium", "low")
 EXCERPT_CHARS = 160
@@ -38,6 +38,7 @@ class LiveStatus:
     feed_url: str | None
     feed_options: FeedOptions | None
     feed_read: int | None = None  # the embedded feed's events before the poller's committed cursor (None: n/a)
+    storage: dict[str, Any] | None = None  # the store writer's status (None: no writer started in this process)
 
     @property
     def running(self) -> bool:
@@ -150,10 +151,28 @@ def live_status(workbench: Any) -> LiveStatus:
     handle = workbench.services.get("feed")
     serving = _serving(handle)
     status = controller.status() if controller is not None else None
+    writer = workbench.services.get("writer")
     return LiveStatus(poller=status,
                       feed_url=handle.url if serving else None,
                       feed_options=handle.source.options if serving else None,
-                      feed_read=_read(handle, status) if serving else None)
+                      feed_read=_read(handle, status) if serving else None,
+                      storage=writer.status() if writer is not None else None)
+
+
+def storage_line(storage: dict[str, Any] | None) -> str | None:
+    """One line on the store writer for the Live page: its latest commits' durations (a slow disk's fsync shows in
+    the longest), what waits, the WAL's size and the last checkpoint; None before any commit."""
+    commits = (storage or {}).get("commit_ms")
+    if not commits:
+        return None
+    parts = [f"{storage['groups']:,} commits, latest {commits['commits']:,}: median {commits['p50']:.1f} ms, "
+             f"p99 {commits['p99']:.1f} ms, longest {commits['max']:.0f} ms",
+             f"{storage['queued']:,} batches waiting", f"WAL {storage['wal_bytes'] / 1e6:.1f} MB"]
+    if storage.get("last_checkpoint_ms") is not None:
+        parts.append(f"last checkpoint {storage['last_checkpoint_ms']:.0f} ms")
+    if storage.get("last_error"):
+        parts.append(f"last error: {storage['last_error']}")
+    return "Store writes · " + " · ".join(parts)
 
 
 def _read(handle: FeedHandle, status: dict[str, Any] | None) -> int | None:

@@ -58,6 +58,10 @@ def live_status(window: int, alerts_only: bool) -> None:
         tiers = " · ".join(f"{TIER_BADGES.get(t, t)} {poller['by_tier'].get(t, 0):,}" for t in live_view.TIERS)
         st.markdown(f"**This run by tier** · {tiers} · {poller['events']:,} records in {poller['batches']:,} pages "
                     f"over {poller['seconds']:,.0f} s")
+        storage = live_view.storage_line(status.storage)
+        if storage:
+            st.caption(storage, help="Each commit waits for the disk to confirm the write (fsync); a slow disk shows "
+                                     "in the longest commits, and events wait behind them")
         if poller["last_error"]:
             st.warning(f"**Last error:** {poller['last_error']}  \n**What to do:** "
                        f"{live_view.error_advice(poller['last_error'])}")

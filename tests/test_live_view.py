@@ -17,7 +17,8 @@ from fraudcore.errors import FeedError, ModelArtifactError
 from fraudcore.feed import FeedOptions
 from fraudcore.live_charts import tier_minutes_chart
 from fraudcore.simulate import world_for_rows, write_parquet
-from fraudcore.store import Store
+from fraudcore.store import Store, frames_batch
+from fraudcore.writer import StoreWriter
 from tests.conftest import free_port
 
 NOW = datetime(2025, 3, 1, 12, 30, 40)
@@ -237,3 +238,18 @@ def test_a_paced_feed_also_reports_its_total_reached(workbench):
     status = live_view.live_status(workbench)
     assert status.feed_read == 30 and status.poller["stored"] == 30
     live_view.stop_live(workbench)
+
+
+def test_the_store_writer_line_says_how_long_commits_take_and_what_waits(store):
+    assert live_view.storage_line(None) is None
+    writer = StoreWriter(store).start()
+    try:
+        assert live_view.storage_line(writer.status()) is None  # nothing committed yet
+        events = pd.DataFrame({"event_id": [1, 2], "event_time": [datetime(2025, 1, 1), datetime(2025, 1, 2)],
+                               "amount": [5.0, 7.0]})
+        writer.submit(frames_batch(events, None, store.keys)).wait(10)
+        line = live_view.storage_line(writer.status())
+    finally:
+        writer.stop()
+    assert line.startswith("Store writes · 1 commits, latest 1: median ") and "longest" in line
+    assert "0 batches waiting" in line and "WAL" in line
