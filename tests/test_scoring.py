@@ -190,6 +190,14 @@ def test_the_fast_path_compares_entity_values_as_the_frame_path_does(scorer, tra
         np.testing.assert_array_equal(list(fast.values()), list(slow.values()))
 
 
+def test_the_frame_path_orders_a_text_id_against_integer_ids(scorer, trained):
+    history = _PlainHistory(scorer.frame_history(trained.frame))
+    event = scorer.validate_event(raw_event(trained, 9000))  # its own row is in the history, at the same time
+    as_text = {**event, "event_id": str(event["event_id"])}
+    assert isinstance(as_text["event_id"], str)
+    assert scorer.features(as_text, history) == scorer.features(event, history)
+
+
 def test_ids_sent_as_text_score_like_the_numbers_they_spell(trained, scorer):
     history = scorer.frame_history(trained.frame)
     event = raw_event(trained, 5000)
