@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import xgboost as xgb
 
-__all__ = ["MAX_DEPTH", "TreePredictor"]
+__all__ = ["MAX_DEPTH", "TreePredictor", "binary_trees"]
 
 MAX_DEPTH = 12  # complete trees of this depth hold 4,096 leaves each; deeper boosters keep XGBoost's predictor
 BLOCK_ROWS = 32  # rows walked through one tree together (independent walks overlap in the CPU; measured best)
@@ -44,16 +44,11 @@ class TreePredictor:
     def build(cls, booster: xgb.Booster, n_trees: int, threads: int = 1) -> TreePredictor | None:
         """The predictor of a binary:logistic gbtree booster's first ``n_trees`` trees, checked bit for bit against
         the booster's own ``inplace_predict``; None when the booster is outside what it covers."""
-        learner = json.loads(booster.save_raw("json"))["learner"]
-        gradient = learner["gradient_booster"]
-        model = gradient.get("model", {})
-        trees, params = model.get("trees"), learner["learner_model_param"]
-        per_round = model.get("gbtree_model_param", {}).get("num_parallel_tree", "1")
-        if (gradient.get("name") != "gbtree" or trees is None or learner["objective"]["name"] != "binary:logistic"
-                or not 0 < n_trees <= len(trees) or int(params.get("num_target", "1")) != 1
-                or int(per_round) != 1 or any(int(t) != 0 for t in model.get("tree_info", []))):
+        found = binary_trees(booster, n_trees)
+        if found is None:
             return None
-        laid = _layout(trees[:n_trees])
+        trees, params = found
+        laid = _layout(trees)
         if laid is None:
             return None
         arrays, depth = laid
@@ -87,6 +82,22 @@ class TreePredictor:
         a = self.arrays
         _predict(A, BLOCK_ROWS, self.depth, a["word"], a["threshold"], a["category_row"], a["right_codes"],
                  a["leaf"], self.base_margin, out)
+
+
+def binary_trees(booster: xgb.Booster, n_trees: int) -> tuple[list[dict[str, Any]], dict[str, str]] | None:
+    """The first ``n_trees`` trees (XGBoost's JSON) and the learner's model parameters of a binary:logistic gbtree
+    booster with one tree per round; None for any other booster (dart, multi-class, forests, other objectives).
+    The compiled predictor and the TreeSHAP tables cover exactly these."""
+    learner = json.loads(booster.save_raw("json"))["learner"]
+    gradient = learner["gradient_booster"]
+    model = gradient.get("model", {})
+    trees, params = model.get("trees"), learner["learner_model_param"]
+    per_round = model.get("gbtree_model_param", {}).get("num_parallel_tree", "1")
+    if (gradient.get("name") != "gbtree" or trees is None or learner["objective"]["name"] != "binary:logistic"
+            or not 0 < n_trees <= len(trees) or int(params.get("num_target", "1")) != 1
+            or int(per_round) != 1 or any(int(t) != 0 for t in model.get("tree_info", []))):
+        return None
+    return trees[:n_trees], params
 
 
 @numba.njit(cache=True, nogil=True)

@@ -20,7 +20,6 @@ using ``pred_contribs``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from fraudcore.treepredict import binary_trees
 from fraudcore.treeshap_kernels import (
     WALK_CATEGORICAL,
     WALK_DEFAULT_LEFT,
@@ -61,13 +61,11 @@ class TreeTables:
     def build(cls, booster: xgb.Booster, n_trees: int, feature_types: list[str] | None = None) -> TreeTables | None:
         """Tables for the first ``n_trees`` trees of a binary:logistic booster, verified against ``pred_contribs``
         on probe rows; None when the booster is outside what they cover."""
-        learner = json.loads(booster.save_raw("json"))["learner"]
-        model = learner["gradient_booster"].get("model", {})
-        trees, params = model.get("trees"), learner["learner_model_param"]
-        if (trees is None or learner["objective"]["name"] != "binary:logistic" or n_trees > len(trees)
-                or int(params.get("num_target", "1")) != 1 or any(int(t) != 0 for t in model.get("tree_info", []))):
+        found = binary_trees(booster, n_trees)
+        if found is None:
             return None
-        built = _flatten(trees[:n_trees])
+        trees, params = found
+        built = _flatten(trees)
         if built is None:
             return None
         arrays, expected = built
