@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      test_end=args.test_end, seed=args.seed)
     request = TrainRequest(model_id=args.model_id, algo=args.algo, features=args.features, split=plan,
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
-                           device=args.device, high=_objective(args.high),
+                           device=args.device, refit=args.refit, high=_objective(args.high),
                            medium=_objective(args.medium), review_cost=args.review_cost, created_by="cli")
     opened = open_dataset(args.data)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="xgboost: train on the CPU (default) or an NVIDIA GPU (cuda); the model scores on the CPU")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="keep the model trained on the training window only (by default the chosen configuration is "
+                        "trained again on train + validation, with the thresholds tuned before)")
     p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
     p.add_argument("--medium", default="alert_budget:100",
                    help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")

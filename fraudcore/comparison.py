@@ -18,6 +18,7 @@ from fraudcore.dataset import open_dataset
 from fraudcore.errors import FraudcoreError
 from fraudcore.evaluate import curves, evaluate
 from fraudcore.features import FeatureConfig
+from fraudcore.holdout import load_holdout
 from fraudcore.inputs import ModelInputs, model_inputs
 from fraudcore.metadata import ModelMetadata, check_input_schema, data_fingerprint
 from fraudcore.registry import list_models, load_metadata, load_model
@@ -81,6 +82,7 @@ class ModelWindows:
     model_id: str
     valid: Window
     test: Window
+    refitted: bool = False  # valid holds the scores saved at training, before the refit on train + validation
 
     def window(self, name: str) -> Window:
         """The window called ``name`` ("valid" or "test")."""
@@ -129,7 +131,8 @@ def window_rows(meta: ModelMetadata, inputs: ModelInputs) -> dict[str, np.ndarra
 
 
 def score_windows(model_id: str, root: Path | str | None = None) -> ModelWindows:
-    """Re-score a model's validation and test windows on the file it was trained on (FraudcoreError if it changed)."""
+    """Re-score a model's validation and test windows on the file it was trained on (FraudcoreError if it changed);
+    a refitted model's validation window keeps the out-of-sample scores saved at training (fraudcore.holdout)."""
     model, meta = load_model(model_id, root)
     source = Path(str(meta.dataset["source"]))
     if not source.is_file():
@@ -145,14 +148,21 @@ def score_windows(model_id: str, root: Path | str | None = None) -> ModelWindows
     rows = window_rows(meta, inputs)
     ids = inputs.frame[inputs.spec.event_id].to_numpy()
     windows = {}
+    holdout = load_holdout(model_id, root)
     for name, idx in rows.items():
-        score = model.predict_proba(inputs.frame.iloc[idx][model.matrix_.feature_names])
+        if name == "valid" and holdout is not None:  # refitted: the out-of-sample scores its tiers were tuned on
+            if len(holdout) != len(idx):
+                raise FraudcoreError(f"model {model_id!r} saved {len(holdout):,} validation scores for a window of "
+                                     f"{len(idx):,} events; retrain it")
+            score = holdout
+        else:
+            score = model.predict_proba(inputs.frame.iloc[idx][model.matrix_.feature_names])
         windows[name] = Window(
             name, ids[idx], inputs.y[idx], np.asarray(score, dtype=float),
             amount=None if inputs.amount is None else inputs.amount[idx],
             times=None if inputs.times is None else inputs.times.to_numpy()[idx],
             entity=None if inputs.entity_values is None else inputs.entity_values[idx])
-    return ModelWindows(model_id, windows["valid"], windows["test"])
+    return ModelWindows(model_id, windows["valid"], windows["test"], refitted=holdout is not None)
 
 
 def common_test(scored: list[ModelWindows]) -> dict[str, Window]:

@@ -84,6 +84,13 @@ def _data_section(meta: ModelMetadata) -> list[str]:
         table = [[p, split[p].get("rows"), split[p].get("frauds"), split[p].get("start"), split[p].get("end")]
                  for p in parts]
         lines += [*_table(["Part", "Rows", "Frauds", "From", "To"], table), ""]
+    final = split.get("final_fit")
+    if isinstance(final, dict) and final.get("rows") == "train + valid":
+        before = final.get("test_average_precision_before")
+        lines += [f"- Final fit: the chosen configuration was trained again on train + validation "
+                  f"({_fmt(final.get('n_rows'))} rows) with the rounds early stopping chose; the tiers were tuned on "
+                  "validation before that, with the model trained on the training window alone"
+                  + (f" (whose test AP was {_fmt(before)})." if before is not None else "."), ""]
     return lines
 
 

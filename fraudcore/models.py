@@ -44,6 +44,7 @@ class FraudModel(Protocol):
             y_valid: ArrayLike | None = None) -> Self: ...
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
     def predict_numpy(self, A: np.ndarray) -> np.ndarray: ...
+    def refit(self, X: pd.DataFrame, y: ArrayLike) -> Self: ...
     def get_params(self) -> dict: ...
     def save(self, folder: Path) -> list[str]: ...
     @classmethod
@@ -65,6 +66,11 @@ class _Model:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Fraud score in [0, 1] for each row of ``X``."""
         return self.predict_numpy(self._fitted_matrix().numpy(X))
+
+    def refit(self, X: pd.DataFrame, y: ArrayLike) -> Self:
+        """A new model of this configuration trained on ``X``/``y`` (e.g. train + validation once the
+        configuration is chosen) without a validation window."""
+        return type(self)(**self.get_params()).fit(X, y)
 
     @classmethod
     def _restored(cls, params: dict, matrix: MatrixSpec) -> Self:
@@ -136,7 +142,16 @@ class XGBoostModel(_Model):
                                   verbose_eval=False)
         self.booster_.set_param({"device": "cpu"})  # score where the data lives, as a loaded model does
         self.best_iteration_ = int(self.booster_.best_iteration) if stopping else self.n_estimators - 1
+        self.booster_.set_attr(best_iteration=str(self.best_iteration_))  # kept in the file: load reads it back
         return self
+
+    def refit(self, X: pd.DataFrame, y: ArrayLike) -> XGBoostModel:
+        """This configuration trained again on ``X``/``y`` (e.g. train + validation) without a validation window:
+        each bag (seed) for the rounds early stopping kept for it, averaged as before; the same number of trees."""
+        rounds = getattr(self, "bag_rounds_", None) or [self.best_iteration_ + 1]
+        fits = [XGBoostModel(**{**self.bag(i).get_params(), "n_estimators": n, "early_stopping_rounds": 0}).fit(X, y)
+                for i, n in enumerate(rounds)]
+        return XGBoostModel(**self.get_params())._average(fits)
 
     def bag(self, i: int) -> XGBoostModel:
         """The unfitted single-seed model that is bag ``i`` of this one (seed ``random_state + i``)."""
@@ -152,8 +167,8 @@ class XGBoostModel(_Model):
 
     def _average(self, bags: list[XGBoostModel]) -> Self:
         rounds = [bag.best_iteration_ + 1 for bag in bags]
-        self.matrix_ = bags[0].matrix_
-        self.booster_ = average_boosters([bag.booster_ for bag in bags], rounds)
+        self.matrix_, self.bag_rounds_ = bags[0].matrix_, rounds
+        self.booster_ = bags[0].booster_ if len(bags) == 1 else average_boosters([b.booster_ for b in bags], rounds)
         self.booster_.set_param({"device": "cpu", "nthread": self.n_jobs})
         self.best_iteration_ = sum(rounds) - 1
         return self

@@ -3,7 +3,8 @@
 Per model input: bins from training quantiles (numeric: up to 10 right-closed bins ``(e[i-1], e[i]]``; categorical:
 the 20 most frequent categories plus ``(other)``), each with its share, a ``(missing)`` bin, mean / std / missing
 share, and a 100-point quantile sketch for the two-sample KS test. The score reference is the model's scores on its
-validation and test windows (out of sample, like live scores). Everything fits in a few tens of KB of JSON.
+validation and test windows, or on its test window alone when it was refitted on train + validation (out of sample,
+like live scores). Everything fits in a few tens of KB of JSON.
 
 PSI = sum over bins of (live - ref) * ln(live / ref), each share floored at ``PSI_EPSILON`` = 1e-4 so that an empty
 bin counts as a share of 0.01 % (never a division by zero). KS is ``scipy.stats.ks_2samp`` between the sketch (the

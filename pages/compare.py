@@ -86,7 +86,9 @@ def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, revi
     """Objectives, cuts, what they give, save and promote: moving a cut reruns only this panel."""
     saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), meta.tiers.medium.threshold
     st.caption(f"Saved tiers: block at score ≥ {saved_high:.4f}, review at ≥ {saved_medium:.4f}. Suggestions use "
-               f"the validation window ({windows.valid.describe()}).")
+               f"the validation window ({windows.valid.describe()})."
+               + (" The model was then trained again on train + validation, so these are the scores of the model "
+                  "trained before that (out of sample), as at training." if windows.refitted else ""))
     objectives = tuning.available_objectives(windows.valid)
     high_col, medium_col = st.columns(2)
     high = objective_inputs(model_id, "high", meta.tiers.high, objectives, high_col)

@@ -166,6 +166,8 @@ with st.expander("Decision tiers, costs and seed"):
     review_cost = r1.number_input("Review cost per alert", 0.0, 1e6, 5.0, step=1.0, key="train_review_cost")
     k = r2.number_input("Daily review budget k (precision@k)", 1, 100_000, 100, key="train_k")
     seed = r3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    refit = st.checkbox("Train the chosen configuration again on train + validation", value=True, key="train_refit",
+                        help="More data for the final model; the tiers stay those tuned on validation before it")
 
 if "train_model_id" not in st.session_state:
     st.session_state["train_model_id"] = st.session_state["train_suggested_id"] = suggest_model_id(algo)
@@ -175,7 +177,7 @@ if st.button("Train", type="primary", disabled=plan is None or (job is not None 
     try:
         model_id = check_new_model_id(st.session_state["train_model_id"])
         request = TrainRequest(model_id=model_id, algo=algo, features=features, split=plan, search_minutes=minutes,
-                               seed=int(seed), high=high, medium=medium, review_cost=review_cost, k=int(k),
+                               seed=int(seed), refit=refit, high=high, medium=medium, review_cost=review_cost, k=int(k),
                                created_by=(st.session_state.get("analyst") or "").strip() or None)
         st.session_state["train_job"] = start_training(workbench.jobs, path, spec, request, paths.artifacts).job_id
         st.rerun()  # redraw with the button disabled and the progress bar polling

@@ -212,3 +212,42 @@ def test_device_is_checked_before_training_instead_of_a_silent_cpu_fallback(tmp_
     missing = tmp_path / "never-read.parquet"  # the device is checked before the data is even opened
     with pytest.raises(FraudcoreError, match="train with device='cpu'"):
         train(missing, TrainRequest(model_id="gpu", device="cuda"), root=tmp_path / "artifacts")
+
+
+def test_refit_trains_each_bag_for_its_kept_rounds_on_the_new_rows(windows: dict, tmp_path: Path) -> None:
+    (X, y), (Xv, yv), Xt = windows["train"], windows["valid"], windows["test"][0]
+    both, y_both = pd.concat([X, Xv], ignore_index=True), np.r_[y, yv]
+    bagged = XGBoostModel(n_bags=2, n_jobs=1).fit(X, y, Xv, yv)
+    rounds = bagged.bag_rounds_
+    again = bagged.refit(both, y_both)
+    assert again.get_params() == bagged.get_params() and again.bag_rounds_ == rounds
+    assert again.booster_.num_boosted_rounds() == sum(rounds) == again.best_iteration_ + 1
+    by_hand = [XGBoostModel(**{**bagged.bag(i).get_params(), "n_estimators": n, "early_stopping_rounds": 0})
+               .fit(both, y_both) for i, n in enumerate(rounds)]
+    expected = np.mean([m.booster_.predict(xgb.DMatrix(m.matrix_.frame(Xt), enable_categorical=True),
+                                           output_margin=True) for m in by_hand], axis=0)
+    margin = again.booster_.predict(xgb.DMatrix(again.matrix_.frame(Xt), enable_categorical=True),
+                                    output_margin=True)
+    np.testing.assert_allclose(margin, expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(again.predict_proba(Xt), bagged.predict_proba(Xt))  # it learned from the new rows
+    loaded, _ = _reload(again, tmp_path)  # trained without early stopping: the kept rounds survive the file
+    assert loaded.best_iteration_ == again.best_iteration_
+    np.testing.assert_array_equal(loaded.predict_proba(Xt), again.predict_proba(Xt))
+
+
+def test_refit_of_a_single_booster_keeps_its_tree_count(fitted: dict, windows: dict) -> None:
+    (X, y), (Xv, yv) = windows["train"], windows["valid"]
+    model = fitted["xgboost"]
+    again = model.refit(pd.concat([X, Xv], ignore_index=True), np.r_[y, yv])
+    assert again.booster_.num_boosted_rounds() == model.best_iteration_ + 1 == again.best_iteration_ + 1
+
+
+@pytest.mark.parametrize("algo", ["logreg", "anomaly"])
+def test_refit_of_other_families_is_a_fresh_fit_of_the_same_configuration(algo: str, fitted: dict,
+                                                                          windows: dict) -> None:
+    (X, y), (Xv, yv), Xt = windows["train"], windows["valid"], windows["test"][0]
+    both, y_both = pd.concat([X, Xv], ignore_index=True), np.r_[y, yv]
+    again = fitted[algo].refit(both, y_both)
+    assert again.get_params() == fitted[algo].get_params()
+    np.testing.assert_allclose(again.predict_proba(Xt), make_model(algo, **FAST[algo]).fit(both, y_both)
+                               .predict_proba(Xt))

@@ -58,7 +58,7 @@ def test_no_test_window_row_reaches_training(demo_files):
 def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     first, later = demo_files
     assert main(["train", "--data", str(first), "--model-id", "cli-xgb", "--search-trials", "1",
-                 "--delay-days", "1", "--medium", "f1"]) == 0
+                 "--delay-days", "1", "--medium", "f1", "--no-refit"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model_id"] == "cli-xgb"
     for key in ("average_precision", "roc_auc", "card_precision_at_k"):
@@ -66,6 +66,7 @@ def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     assert result["tiers"]["medium"]["objective"] == "f1"
     search = load_model("cli-xgb")[1].search
     assert search["trials_requested"] == 1  # --search-trials reached the search
+    assert load_model("cli-xgb")[1].split["final_fit"]["rows"] == "train"  # --no-refit reached the training
 
     scored = evaluate_saved("cli-xgb", later)
     assert scored["metrics"]["test"]["n"] == 15_000
@@ -98,3 +99,28 @@ def test_ulb_shaped_data_uses_columns_as_features(tmp_path):
     assert meta.features["config"] is None
     assert meta.features["names"] == ["Amount", "V1", "V2"]
     assert meta.metrics["test"]["average_precision"] > 0.3
+
+
+def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_files):
+    from fraudcore.comparison import score_windows
+    from fraudcore.holdout import load_holdout
+
+    first, _ = demo_files
+    kept = train(first, TrainRequest(model_id="kept", search_minutes=0, refit=False))
+    refit = train(first, TrainRequest(model_id="refit", search_minutes=0))
+    final = refit.split["final_fit"]
+    assert final["rows"] == "train + valid" and final["n_rows"] == refit.split["train"]["rows"] + \
+        refit.split["valid"]["rows"]
+    assert kept.split["final_fit"]["rows"] == "train" and load_holdout("kept") is None
+    # same configuration and seed: the tiers and validation metrics are the kept model's, tuned out of sample
+    assert refit.tiers.medium.threshold == kept.tiers.medium.threshold
+    assert refit.tiers.high.threshold == kept.tiers.high.threshold
+    assert refit.metrics["valid"]["average_precision"] == kept.metrics["valid"]["average_precision"]
+    assert final["test_average_precision_before"] == round(kept.metrics["test"]["average_precision"], 6)
+    assert refit.metrics["test"]["average_precision"] != kept.metrics["test"]["average_precision"]
+    # the saved validation scores are the kept model's, and Compare re-tunes from them
+    windows, kept_windows = score_windows("refit"), score_windows("kept")
+    assert windows.refitted and not kept_windows.refitted
+    np.testing.assert_array_equal(load_holdout("refit"), kept_windows.valid.score)
+    np.testing.assert_array_equal(windows.valid.score, kept_windows.valid.score)
+    assert "trained again on train + validation" in (get_paths().artifacts / "refit" / "card.md").read_text()
