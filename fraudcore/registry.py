@@ -327,3 +327,12 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
     write_text_atomic(folder / METADATA_FILE, updated.to_json())
     write_text_atomic(folder / CARD_FILE, render_card(updated))
     return updated
+
+
+def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:
+    """``model_id`` stripped, if it is a valid name no model in the registry uses yet; ModelArtifactError otherwise."""
+    model_id = check_name(model_id.strip())
+    folder = _root(root)
+    if (folder / model_id).exists():
+        raise ModelArtifactError(f"model {model_id!r} already exists in {folder}; choose another id")
+    return model_id

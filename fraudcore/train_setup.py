@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fraudcore.config import get_paths
 from fraudcore.dataset import open_dataset
-from fraudcore.errors import ModelArtifactError
 from fraudcore.jobs import Job, Jobs
 from fraudcore.metadata import ModelMetadata, check_name
+from fraudcore.registry import check_new_model_id as check_new_model_id  # the Train page checks ids here
 from fraudcore.spec import DatasetSpec
 from fraudcore.thresholds import OBJECTIVES
 from fraudcore.training import TrainRequest, train
@@ -31,15 +31,6 @@ def suggest_model_id(algo: str, now: datetime | None = None) -> str:
     """A fresh, valid model id: the family and the UTC time, e.g. ``xgboost-20250110-175732``."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
     return check_name(f"{algo}-{stamp}")
-
-
-def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:
-    """``model_id`` stripped, if it is a valid name no model in the registry uses yet; ModelArtifactError otherwise."""
-    model_id = check_name(model_id.strip())
-    folder = Path(root) if root is not None else get_paths().artifacts
-    if (folder / model_id).exists():
-        raise ModelArtifactError(f"model {model_id!r} already exists in {folder}; choose another id")
-    return model_id
 
 
 def objectives_for(spec: DatasetSpec) -> list[str]:

@@ -25,6 +25,7 @@ from fraudcore.registry import (
     FORMAT_VERSION,
     ModelMetadata,
     check_input_schema,
+    check_new_model_id,
     data_fingerprint,
     library_versions,
     load_model,
@@ -103,6 +104,7 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
     """Train, tune tiers on validation, evaluate on test, save to the registry; return the saved metadata."""
     started = time.perf_counter()
     report = _stage(progress, 0, 1)
+    check_new_model_id(request.model_id, root)  # before any work, not after it
     if request.algo == "xgboost":
         check_device(request.device)  # before any work: a missing GPU is an error, not a silent CPU fallback
     opened = data if isinstance(data, OpenedDataset) else open_dataset(data)
@@ -119,7 +121,7 @@ def train(data: str | Path | OpenedDataset, request: TrainRequest, progress: Pro
                     minutes=request.search_minutes, seed=request.seed, progress=_stage(progress, 0.25, 0.85),
                     fixed={"categorical": inputs.categorical,
                            **({"device": request.device} if request.algo == "xgboost" else {})},
-                    trials=request.search_trials)
+                    trials=request.search_trials, refit=request.refit)
     model = result.best_model
     report(0.86, "tuning tiers on the validation window")
     valid_score = model.predict_proba(X.iloc[split.valid])  # out of sample: what the tiers are tuned on

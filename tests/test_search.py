@@ -128,3 +128,17 @@ def test_supervised_search_needs_fraud_in_validation(data: tuple) -> None:
         search("logreg", X, y, Xv, np.zeros_like(yv))
     with pytest.raises(FraudcoreError, match="unknown model family"):
         search("svm", X, y, Xv, yv)
+
+
+def test_the_budget_keeps_time_for_refitting_the_chosen_configuration(data: tuple, monkeypatch) -> None:
+    import itertools
+
+    from fraudcore import search as search_module
+
+    def trials_run(refit: bool) -> int:
+        ticks = itertools.count()  # every reading of the clock is one second later: each trial "takes" 1 s
+        monkeypatch.setattr(search_module, "clock", lambda: float(next(ticks)))
+        return len(search("logreg", *data, minutes=8.5 / 60, max_trials=4, refit=refit).trials)
+
+    # after trial 1 (clock at 4 s): 4 + 4 (next trial) fits in 8.5 s; + 1 s kept for the refit does not
+    assert trials_run(refit=False) > trials_run(refit=True) == 1

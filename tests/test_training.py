@@ -124,3 +124,13 @@ def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_f
     np.testing.assert_array_equal(load_holdout("refit"), kept_windows.valid.score)
     np.testing.assert_array_equal(windows.valid.score, kept_windows.valid.score)
     assert "trained again on train + validation" in (get_paths().artifacts / "refit" / "card.md").read_text()
+
+
+def test_a_taken_model_id_is_refused_before_any_work(demo_files):
+    from fraudcore.errors import ModelArtifactError
+
+    (get_paths().artifacts / "taken").mkdir(parents=True)
+    calls = []
+    with pytest.raises(ModelArtifactError, match="'taken' already exists"):
+        train(demo_files[0], TrainRequest(model_id="taken", search_minutes=0), progress=lambda f, m: calls.append(m))
+    assert calls == []  # refused up front, not after the features, the search and the refit
