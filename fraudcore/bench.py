@@ -99,7 +99,6 @@ def quality(search_minutes: float = 1.0, cases: list[str] | None = None,
                 "target": case["target"],
                 "met": all((test[m] or 0) >= v for m, v in case["target"].items()),
                 "valid_average_precision": round(meta.metrics["valid"]["average_precision"], 4),
-                "test_average_precision_before_refit": meta.split["final_fit"]["test_average_precision_before"],
                 "trials": len(meta.search["trials"]), "bags": meta.params.get("n_bags", 1),
                 "seconds": round(time.perf_counter() - started, 1),
             }

@@ -256,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="xgboost: train on the CPU (default) or an NVIDIA GPU (cuda); the model scores on the CPU")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-refit", dest="refit", action="store_false",
-                   help="keep the model trained on the training window only (by default the chosen configuration is "
-                        "trained again on train + validation, with the thresholds tuned before)")
+    p.add_argument("--refit", action="store_true",
+                   help="train the chosen configuration again on train + validation before the test; the tiers stay "
+                        "those tuned on validation before it, and their alert volume may not carry over")
     p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
     p.add_argument("--medium", default="alert_budget:100",
                    help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")

@@ -90,7 +90,9 @@ def _data_section(meta: ModelMetadata) -> list[str]:
         lines += [f"- Final fit: the chosen configuration was trained again on train + validation "
                   f"({_fmt(final.get('n_rows'))} rows) with the rounds early stopping chose; the tiers were tuned on "
                   "validation before that, with the model trained on the training window alone"
-                  + (f" (whose test AP was {_fmt(before)})." if before is not None else "."), ""]
+                  + (f" (whose test AP was {_fmt(before)})" if before is not None else "")
+                  + ". A refitted model's score scale can move: compare alerts per day on the test window with the "
+                  "tiers' before relying on them.", ""]
     return lines
 
 

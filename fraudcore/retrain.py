@@ -163,7 +163,7 @@ def request_like(meta: ModelMetadata, model_id: str, search_minutes: float | Non
     return TrainRequest(model_id=model_id, algo=meta.algo, features=mode, split=plan,
                         search_minutes=search.get("minutes", 0.5) if search_minutes is None else search_minutes,
                         seed=int(search.get("seed", 0)),
-                        refit=(split.get("final_fit") or {}).get("rows", "train + valid") == "train + valid",
+                        refit=(split.get("final_fit") or {}).get("rows") == "train + valid",
                         high=(tiers.high.objective, tiers.high.target),
                         medium=(tiers.medium.objective, tiers.medium.target),
                         review_cost=float(valid_metrics.get("review_cost", 5.0)), k=int(valid_metrics.get("k", 100)),

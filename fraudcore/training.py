@@ -51,7 +51,7 @@ class TrainRequest(BaseModel):
     device: Literal["cpu", "cuda"] = "cpu"  # where XGBoost trains; the saved model always scores on the CPU
     search_trials: int | None = Field(default=None, ge=1)  # exactly this many trials (reproducible), not minutes
     seed: int = 0
-    refit: bool = True  # train the chosen configuration again on train + validation before the test
+    refit: bool = False  # train the chosen configuration again on train + validation (tiers tuned before it)
     high: tuple[str, float | None] = ("precision", 0.9)
     medium: tuple[str, float | None] = ("alert_budget", 100.0)
     review_cost: float = 5.0

@@ -166,8 +166,10 @@ with st.expander("Decision tiers, costs and seed"):
     review_cost = r1.number_input("Review cost per alert", 0.0, 1e6, 5.0, step=1.0, key="train_review_cost")
     k = r2.number_input("Daily review budget k (precision@k)", 1, 100_000, 100, key="train_k")
     seed = r3.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
-    refit = st.checkbox("Train the chosen configuration again on train + validation", value=True, key="train_refit",
-                        help="More data for the final model; the tiers stay those tuned on validation before it")
+    refit = st.checkbox("Train the chosen configuration again on train + validation", value=False, key="train_refit",
+                        help="More data for the final model, often a better ranking; but the tiers stay those tuned "
+                             "on validation before it, and their alert volume may not carry over: check alerts per "
+                             "day on the test window")
 
 if "train_model_id" not in st.session_state:
     st.session_state["train_model_id"] = st.session_state["train_suggested_id"] = suggest_model_id(algo)

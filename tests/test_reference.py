@@ -109,9 +109,8 @@ def test_training_saves_a_hashed_reference(trained, tmp_path):
     ref = load_reference(trained.model_id, trained.root)
     assert list(ref.features) == meta.feature_names
     assert ref.rows == meta.split["train"]["rows"]
-    # out-of-sample scores only: the model was refitted on train + validation, so its test window alone
-    assert meta.split["final_fit"]["rows"] == "train + valid"
-    assert ref.score.n == meta.split["test"]["rows"]
+    assert meta.split["final_fit"]["rows"] == "train"  # not refitted: both windows are out of sample
+    assert ref.score.n == meta.split["valid"]["rows"] + meta.split["test"]["rows"]
     assert ref.features["merchant_category"].kind == "categorical"
     assert abs(sum(ref.features["amount"].shares) - 1) < 1e-6
     copy = tmp_path / "art"

@@ -9,9 +9,13 @@ import pandas as pd
 import pytest
 
 from fraudcore.cli import main
+from fraudcore.comparison import score_windows
 from fraudcore.config import get_paths
 from fraudcore.dataset import open_dataset
+from fraudcore.errors import ModelArtifactError
+from fraudcore.holdout import load_holdout
 from fraudcore.inputs import model_inputs
+from fraudcore.reference import load_reference
 from fraudcore.registry import champion_id, load_model
 from fraudcore.simulate import continue_from, generate, world_for_rows, write_parquet
 from fraudcore.split import SplitPlan, make_split
@@ -58,7 +62,7 @@ def test_no_test_window_row_reaches_training(demo_files):
 def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     first, later = demo_files
     assert main(["train", "--data", str(first), "--model-id", "cli-xgb", "--search-trials", "1",
-                 "--delay-days", "1", "--medium", "f1", "--no-refit"]) == 0
+                 "--delay-days", "1", "--medium", "f1", "--refit"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model_id"] == "cli-xgb"
     for key in ("average_precision", "roc_auc", "card_precision_at_k"):
@@ -66,7 +70,7 @@ def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     assert result["tiers"]["medium"]["objective"] == "f1"
     search = load_model("cli-xgb")[1].search
     assert search["trials_requested"] == 1  # --search-trials reached the search
-    assert load_model("cli-xgb")[1].split["final_fit"]["rows"] == "train"  # --no-refit reached the training
+    assert load_model("cli-xgb")[1].split["final_fit"]["rows"] == "train + valid"  # --refit reached the training
 
     scored = evaluate_saved("cli-xgb", later)
     assert scored["metrics"]["test"]["n"] == 15_000
@@ -102,12 +106,9 @@ def test_ulb_shaped_data_uses_columns_as_features(tmp_path):
 
 
 def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_files):
-    from fraudcore.comparison import score_windows
-    from fraudcore.holdout import load_holdout
-
     first, _ = demo_files
-    kept = train(first, TrainRequest(model_id="kept", search_minutes=0, refit=False))
-    refit = train(first, TrainRequest(model_id="refit", search_minutes=0))
+    kept = train(first, TrainRequest(model_id="kept", search_minutes=0))  # the default: no refit
+    refit = train(first, TrainRequest(model_id="refit", search_minutes=0, refit=True))
     final = refit.split["final_fit"]
     assert final["rows"] == "train + valid" and final["n_rows"] == refit.split["train"]["rows"] + \
         refit.split["valid"]["rows"]
@@ -124,11 +125,10 @@ def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_f
     np.testing.assert_array_equal(load_holdout("refit"), kept_windows.valid.score)
     np.testing.assert_array_equal(windows.valid.score, kept_windows.valid.score)
     assert "trained again on train + validation" in (get_paths().artifacts / "refit" / "card.md").read_text()
+    assert load_reference("refit").score.n == refit.split["test"]["rows"]  # the drift reference: out of sample only
 
 
 def test_a_taken_model_id_is_refused_before_any_work(demo_files):
-    from fraudcore.errors import ModelArtifactError
-
     (get_paths().artifacts / "taken").mkdir(parents=True)
     calls = []
     with pytest.raises(ModelArtifactError, match="'taken' already exists"):
