@@ -57,6 +57,8 @@ def test_training_from_the_page_shows_metrics_curves_and_card(demo_ready):
     at.selectbox(key="train_algo").set_value("logreg").run()
     assert at.text_input(key="train_model_id").value.startswith("logreg-")  # the suggestion follows the family
     at.text_input(key="train_model_id").input("first-model")
+    assert at.checkbox(key="train_refit").value is False  # opt-in
+    at.checkbox(key="train_refit").check()
     button(at, "Train").click().run()
     assert not at.exception
     job = runtime.current().jobs.latest("train:first-model")
@@ -66,6 +68,7 @@ def test_training_from_the_page_shows_metrics_curves_and_card(demo_ready):
     assert any("Trained **first-model**" in s.value for s in at.success)
     meta = load_metadata("first-model")
     assert meta.algo == "logreg" and meta.created_by == "ana" and meta.search["minutes"] == 0
+    assert meta.split["final_fit"]["rows"] == "train + valid"  # the checkbox reached the training
     shown = metrics(at)
     assert shown["Average precision"] == f"{meta.metrics['test']['average_precision']:.3f}"
     assert shown["ROC AUC"] == f"{meta.metrics['test']['roc_auc']:.3f}"
