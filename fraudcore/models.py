@@ -1,8 +1,10 @@
 """Three model families behind one protocol: gradient-boosted trees, logistic regression, isolation forest.
 
-Every model learns its ``MatrixSpec`` in ``fit`` (``categorical`` names the categorical columns; by default text
-and category dtypes), scores DataFrames with ``predict_proba`` and ``MatrixSpec.numpy`` rows with
-``predict_numpy`` (the fast path; both give the same scores), and saves to plain files, never pickle.
+Gradient-boosted trees live here; logistic regression in ``models_logreg``, the isolation forest in
+``models_anomaly``, the shared protocol and plumbing in ``models_base``. Every model learns its ``MatrixSpec`` in
+``fit`` (``categorical`` names the categorical columns; by default text and category dtypes), scores DataFrames
+with ``predict_proba`` and ``MatrixSpec.numpy`` rows with ``predict_numpy`` (the fast path; both give the same
+scores), and saves to plain files, never pickle.
 """
 
 from __future__ import annotations
@@ -11,91 +13,29 @@ import inspect
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 from numpy.typing import ArrayLike
-from scipy.special import expit
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import IsolationForest
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from fraudcore.bagging import average_boosters
 from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.matrix import MatrixSpec
+from fraudcore.models_anomaly import AnomalyModel
+from fraudcore.models_base import FraudModel, ModelBase, existing_file
+from fraudcore.models_logreg import LogRegModel
 from fraudcore.treepredict import TreePredictor
+
+__all__ = ["ALGOS", "AnomalyModel", "FraudModel", "LogRegModel", "XGBoostModel", "check_device", "make_model",
+           "model_class"]
 
 ALGOS = ("xgboost", "logreg", "anomaly")
 CHUNK_ROWS = 4096  # rows per batch when walking every isolation tree at once
 
 
-class FraudModel(Protocol):
-    """What every family offers: fit, score a DataFrame or a matrix, report params, save and load."""
-
-    algo: ClassVar[str]
-    matrix_: MatrixSpec
-
-    def fit(self, X: pd.DataFrame, y: ArrayLike, X_valid: pd.DataFrame | None = None,
-            y_valid: ArrayLike | None = None) -> Self: ...
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
-    def predict_numpy(self, A: np.ndarray) -> np.ndarray: ...
-    def refit(self, X: pd.DataFrame, y: ArrayLike) -> Self: ...
-    def get_params(self) -> dict: ...
-    def save(self, folder: Path) -> list[str]: ...
-    @classmethod
-    def load(cls, folder: Path, params: dict, matrix: MatrixSpec) -> Self: ...
-
-
-class _Model:
-    """Shared plumbing: constructor params by introspection, matrix learning, DataFrame scoring via the matrix."""
-
-    algo: ClassVar[str]
-    matrix_: MatrixSpec
-    categorical: list[str] | None
-
-    def get_params(self) -> dict:
-        """Constructor params as a JSON-able dict."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Fraud score in [0, 1] for each row of ``X``."""
-        return self.predict_numpy(self._fitted_matrix().numpy(X))
-
-    def refit(self, X: pd.DataFrame, y: ArrayLike) -> Self:
-        """A new model of this configuration trained on ``X``/``y`` (e.g. train + validation once the
-        configuration is chosen) without a validation window."""
-        return type(self)(**self.get_params()).fit(X, y)
-
-    @classmethod
-    def _restored(cls, params: dict, matrix: MatrixSpec) -> Self:
-        model = cls(**params)
-        model.matrix_ = matrix
-        return model
-
-    def _learn_matrix(self, X: pd.DataFrame) -> MatrixSpec:
-        self.matrix_ = MatrixSpec.infer(X, categorical=self.categorical)
-        return self.matrix_
-
-    def _fitted_matrix(self) -> MatrixSpec:
-        if not hasattr(self, "matrix_"):
-            raise FraudcoreError(f"this {self.algo} model is not fitted yet; call fit (or load) first")
-        return self.matrix_
-
-    def _check_width(self, A: np.ndarray) -> np.ndarray:
-        A = np.asarray(A, dtype=float)
-        width = len(self._fitted_matrix().feature_names)
-        if A.ndim != 2 or A.shape[1] != width:
-            raise FraudcoreError(f"expected a 2-D matrix with {width} columns (MatrixSpec.numpy); got {A.shape}")
-        return A
-
-
-class XGBoostModel(_Model):
+class XGBoostModel(ModelBase):
     """Gradient-boosted trees (hist, native categoricals), early-stopped on average precision in validation.
 
     ``n_bags > 1`` trains that many boosters (seeds ``random_state + i``, each early-stopped) and keeps their
@@ -199,7 +139,7 @@ class XGBoostModel(_Model):
     def load(cls, folder: Path, params: dict, matrix: MatrixSpec) -> Self:
         """Rebuild from ``model.ubj`` with the saved params and matrix."""
         model = cls._restored(params, matrix)
-        model.booster_ = xgb.Booster(params={"nthread": model.n_jobs}, model_file=_existing(folder, "model.ubj"))
+        model.booster_ = xgb.Booster(params={"nthread": model.n_jobs}, model_file=existing_file(folder, "model.ubj"))
         model.best_iteration_ = int(model.booster_.best_iteration)
         if model.booster_.feature_names != matrix.feature_names:
             raise ModelArtifactError(
@@ -221,178 +161,6 @@ class XGBoostModel(_Model):
     def _predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         scores = self.booster_.inplace_predict(data, iteration_range=(0, self.best_iteration_ + 1))
         return np.asarray(scores, dtype=np.float64)
-
-
-class LogRegModel(_Model):
-    """Logistic regression on median-imputed standardised numerics and one-hot categoricals (unknown → zeros)."""
-
-    algo: ClassVar[str] = "logreg"
-
-    def __init__(self, C: float = 1.0, class_weight: str | None = None, max_iter: int = 2000,
-                 categorical: list[str] | None = None) -> None:
-        self.C, self.class_weight, self.max_iter, self.categorical = C, class_weight, max_iter, categorical
-
-    def fit(self, X: pd.DataFrame, y: ArrayLike, X_valid: pd.DataFrame | None = None,
-            y_valid: ArrayLike | None = None) -> Self:
-        """Fit the scikit-learn pipeline on ``X``/``y`` and keep its coefficients as plain arrays."""
-        spec = self._learn_matrix(X)
-        k = spec.n_numeric
-        numeric = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
-        onehot = OneHotEncoder(categories=[np.arange(len(v), dtype=float) for v in spec.categorical.values()],
-                               handle_unknown="ignore", sparse_output=False)
-        columns = ColumnTransformer([("num", numeric, list(range(k))),
-                                     ("cat", onehot, list(range(k, len(spec.feature_names))))])
-        clf = LogisticRegression(C=self.C, class_weight=self.class_weight, solver="lbfgs", max_iter=self.max_iter)
-        self.pipeline_: Pipeline = make_pipeline(columns, clf).fit(spec.numpy(X), np.asarray(y))
-        imputer, scaler = columns.named_transformers_["num"].steps[0][1], columns.named_transformers_["num"][-1]
-        self.state_ = {"median": imputer.statistics_.tolist(), "mean": scaler.mean_.tolist(),
-                       "scale": scaler.scale_.tolist(), "coef": clf.coef_[0].tolist(),
-                       "intercept": float(clf.intercept_[0]), "onehot_mean": self._onehot_mean(columns, spec, X)}
-        return self
-
-    @staticmethod
-    def _onehot_mean(columns: ColumnTransformer, spec: MatrixSpec, X: pd.DataFrame) -> list[float]:
-        """Training share of every one-hot column (the linear explanation's base point for categoricals)."""
-        if not spec.categorical:
-            return []
-        return columns.named_transformers_["cat"].transform(spec.numpy(X)[:, spec.n_numeric:]).mean(0).tolist()
-
-    def predict_numpy(self, A: np.ndarray) -> np.ndarray:
-        """sigmoid(Xw + b) computed in numpy from the saved coefficients."""
-        A, s, k = self._check_width(A), self.state_, self._fitted_matrix().n_numeric
-        coef = np.asarray(s["coef"])
-        numeric = np.where(np.isnan(A[:, :k]), np.asarray(s["median"]), A[:, :k])
-        margin = ((numeric - np.asarray(s["mean"])) / np.asarray(s["scale"])) @ coef[:k] + s["intercept"]
-        start = k
-        for j, levels in enumerate(self.matrix_.categorical.values(), start=k):
-            code = A[:, j]
-            known = ~np.isnan(code) & (code >= 0) & (code < len(levels))
-            margin[known] += coef[start + code[known].astype(np.int64)]
-            start += len(levels)
-        return expit(margin)
-
-    def save(self, folder: Path) -> list[str]:
-        """Write coefficients, intercept, medians, means and scales as ``model.json``."""
-        self._fitted_matrix()
-        (Path(folder) / "model.json").write_text(json.dumps({"format": "fraudcore-logreg-1", **self.state_}))
-        return ["model.json"]
-
-    @classmethod
-    def load(cls, folder: Path, params: dict, matrix: MatrixSpec) -> Self:
-        """Rebuild from ``model.json`` with the saved params and matrix."""
-        model = cls._restored(params, matrix)
-        state = json.loads(_existing(folder, "model.json").read_text())
-        width = matrix.n_numeric + sum(len(v) for v in matrix.categorical.values())
-        if state.pop("format", None) != "fraudcore-logreg-1" or len(state["coef"]) != width:
-            raise ModelArtifactError(f"model.json in {folder} does not fit the matrix ({width} coefficients expected)")
-        model.state_ = state
-        return model
-
-
-class AnomalyModel(_Model):
-    """Isolation forest trained without labels; score = 2^(-E[h]/c(n)) in [0, 1], higher is more anomalous."""
-
-    algo: ClassVar[str] = "anomaly"
-
-    def __init__(self, n_estimators: int = 200, max_samples: int | float | str = "auto", random_state: int = 0,
-                 n_jobs: int = 2, categorical: list[str] | None = None) -> None:
-        self.n_estimators, self.max_samples, self.random_state = n_estimators, max_samples, random_state
-        self.n_jobs, self.categorical = n_jobs, categorical
-
-    def fit(self, X: pd.DataFrame, y: ArrayLike | None = None, X_valid: pd.DataFrame | None = None,
-            y_valid: ArrayLike | None = None) -> Self:
-        """Fit the forest on ``X`` alone (labels are ignored) and export its trees to arrays."""
-        spec = self._learn_matrix(X)
-        A = spec.numpy(X)
-        self.median_ = pd.DataFrame(A[:, : spec.n_numeric]).median().fillna(0.0).to_numpy(dtype=np.float64)
-        self.forest_ = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
-                                       random_state=self.random_state, n_jobs=self.n_jobs).fit(self._impute(A))
-        self.trees_ = _export_forest(self.forest_)
-        self._walk_ = _walk_arrays(self.trees_)
-        return self
-
-    def predict_numpy(self, A: np.ndarray) -> np.ndarray:
-        """Anomaly score of ``MatrixSpec.numpy`` rows, walking the exported trees in numpy."""
-        X = self._impute(self._check_width(A)).astype(np.float32)
-        t = self.trees_
-        left, right, leaf_depth = self._walk_
-        scores = np.empty(len(X))
-        for lo in range(0, len(X), CHUNK_ROWS):
-            chunk = X[lo : lo + CHUNK_ROWS]
-            base = (np.arange(len(chunk)) * chunk.shape[1])[:, None]
-            node = np.broadcast_to(t["root"], (len(chunk), len(t["root"])))
-            for _ in range(int(t["max_depth"])):
-                go_left = chunk.ravel()[base + t["feature"][node]] <= t["threshold"][node]
-                node = np.where(go_left, left[node], right[node])
-            scores[lo : lo + CHUNK_ROWS] = leaf_depth[node].sum(axis=1)
-        denominator = len(t["root"]) * _average_path_length(np.array([float(t["max_samples"])]))[0]
-        return 2.0 ** (-np.divide(scores, denominator, out=np.ones_like(scores), where=denominator != 0))
-
-    def save(self, folder: Path) -> list[str]:
-        """Write the trees' arrays and the imputation medians as ``model.npz`` (no object arrays)."""
-        self._fitted_matrix()
-        np.savez(Path(folder) / "model.npz", median=self.median_, **self.trees_)
-        return ["model.npz"]
-
-    @classmethod
-    def load(cls, folder: Path, params: dict, matrix: MatrixSpec) -> Self:
-        """Rebuild from ``model.npz`` with the saved params and matrix."""
-        model = cls._restored(params, matrix)
-        with np.load(_existing(folder, "model.npz"), allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-        model.median_ = arrays.pop("median")
-        if model.median_.shape != (matrix.n_numeric,):
-            raise ModelArtifactError(f"model.npz in {folder} has {model.median_.size} medians; expected "
-                                     f"{matrix.n_numeric} numeric features")
-        model.trees_ = arrays
-        model._walk_ = _walk_arrays(arrays)
-        return model
-
-    def _impute(self, A: np.ndarray) -> np.ndarray:
-        k = self._fitted_matrix().n_numeric
-        X = np.array(A, dtype=np.float64)
-        X[:, :k] = np.where(np.isnan(X[:, :k]), self.median_, X[:, :k])
-        X[:, k:] = np.nan_to_num(X[:, k:], nan=-1.0)
-        return X
-
-
-def _export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
-    """Every tree's nodes in flat arrays (children offset to flat indices, -1 at leaves), plus forest constants."""
-    if any(len(f) != forest.n_features_in_ for f in forest.estimators_features_):
-        raise FraudcoreError("feature subsampling is not supported by the exported isolation forest")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("left", "right", "feature", "threshold", "n_samples",
-                                                             "depth", "root")}
-    offset = 0
-    for estimator in forest.estimators_:
-        tree = estimator.tree_
-        leaf = tree.children_left < 0
-        parts["left"].append(np.where(leaf, -1, tree.children_left + offset).astype(np.int64))
-        parts["right"].append(np.where(leaf, -1, tree.children_right + offset).astype(np.int64))
-        parts["feature"].append(np.where(leaf, 0, tree.feature).astype(np.int64))
-        parts["threshold"].append(tree.threshold.astype(np.float64))
-        parts["n_samples"].append(tree.n_node_samples.astype(np.float64))
-        parts["depth"].append(tree.compute_node_depths().astype(np.float64))
-        parts["root"].append(np.array([offset], dtype=np.int64))
-        offset += tree.node_count
-    out = {k: np.concatenate(v) for k, v in parts.items()}
-    out["max_depth"] = np.asarray(max(e.tree_.max_depth for e in forest.estimators_), dtype=np.int64)
-    out["max_samples"] = np.asarray(forest.max_samples_, dtype=np.int64)
-    return out
-
-
-def _walk_arrays(t: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Children with leaves pointing at themselves, and each leaf's path length h(x) = depth + c(n) - 1."""
-    here = np.arange(len(t["left"]))
-    left, right = (np.where(t["left"] < 0, here, t[side]) for side in ("left", "right"))
-    return left, right, t["depth"] + _average_path_length(t["n_samples"]) - 1.0
-
-
-def _average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): mean path length of an unsuccessful search in a binary search tree of n points (0 for n <= 1)."""
-    n = np.asarray(n, dtype=np.float64)
-    safe = np.maximum(n, 3.0)
-    c = 2.0 * (np.log(safe - 1.0) + np.euler_gamma) - 2.0 * (safe - 1.0) / safe
-    return np.where(n <= 1, 0.0, np.where(n == 2, 1.0, c))
 
 
 def check_device(device: str) -> None:
@@ -422,13 +190,6 @@ def _gpu_problem(device: str) -> str | None:
     if json.loads(booster.save_config())["learner"]["generic_param"]["device"] == "cpu":
         return "XGBoost finds no visible GPU here (it would silently train on the CPU)"
     return None
-
-
-def _existing(folder: Path, name: str) -> Path:
-    path = Path(folder) / name
-    if not path.is_file():
-        raise ModelArtifactError(f"{path} is missing; the model folder is incomplete, retrain or restore it")
-    return path
 
 
 def model_class(algo: str) -> type[FraudModel]:
