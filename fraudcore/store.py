@@ -8,7 +8,6 @@ of entity values without scanning every event. DuckDB lets one process own a fil
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,48 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from fraudcore.config import ENV_DB, get_paths
 from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.loading import qident
-from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch, commit_batches, keep_rejects
+from fraudcore.store_frames import frames_batch, ids_of, is_missing, text_of
+from fraudcore.store_schema import MIGRATIONS, SCHEMA_VERSION
+from fraudcore.store_write import CASE_TIERS, WriteBatch, commit_batches, keep_rejects
 
 __all__ = ["CASE_TIERS", "SCHEMA_VERSION", "EventKeys", "Store", "WriteBatch", "frames_batch", "store_stats"]
-
-MIGRATIONS: list[list[str]] = [
-    [  # 1: events, their entity values, scores, quarantine, feed cursors, review cases and decisions
-        """CREATE TABLE IF NOT EXISTS events (event_id VARCHAR PRIMARY KEY, event_time TIMESTAMP NOT NULL,
-           amount DOUBLE, label INTEGER, raw VARCHAR NOT NULL, stored_at TIMESTAMP NOT NULL)""",
-        # one 'entity=value' key column: DuckDB's ART index serves single-column equality lookups only
-        """CREATE TABLE IF NOT EXISTS event_entities (entity_key VARCHAR NOT NULL, event_time TIMESTAMP NOT NULL,
-           event_id VARCHAR NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS event_entities_lookup ON event_entities (entity_key)",
-        """CREATE TABLE IF NOT EXISTS scores (event_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL,
-           score DOUBLE NOT NULL, tier VARCHAR, reasons JSON, scored_at TIMESTAMP NOT NULL)""",
-        "CREATE SEQUENCE IF NOT EXISTS quarantine_ids",
-        """CREATE TABLE IF NOT EXISTS quarantine (quarantine_id BIGINT DEFAULT nextval('quarantine_ids'),
-           source VARCHAR NOT NULL, reason VARCHAR NOT NULL, payload VARCHAR NOT NULL,
-           received_at TIMESTAMP NOT NULL)""",
-        """CREATE TABLE IF NOT EXISTS feed_state (feed VARCHAR PRIMARY KEY, cursor VARCHAR,
-           updated_at TIMESTAMP NOT NULL)""",
-        "CREATE SEQUENCE IF NOT EXISTS case_ids",
-        """CREATE TABLE IF NOT EXISTS cases (case_id BIGINT PRIMARY KEY DEFAULT nextval('case_ids'),
-           event_id VARCHAR NOT NULL UNIQUE, tier VARCHAR, risk DOUBLE, amount DOUBLE, opened_at TIMESTAMP NOT NULL,
-           status VARCHAR NOT NULL DEFAULT 'open', assignee VARCHAR)""",
-        "CREATE SEQUENCE IF NOT EXISTS decision_ids",
-        """CREATE TABLE IF NOT EXISTS decisions (decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_ids'),
-           case_id BIGINT NOT NULL, analyst VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
-           note VARCHAR)""",
-    ],
-    [  # 2: the model inputs each score used (drift, similar cases), shadow (challenger) scores, lookups by event
-        "ALTER TABLE scores ADD COLUMN features JSON",
-        "ALTER TABLE scores ADD COLUMN shadow BOOLEAN DEFAULT false",
-        "CREATE INDEX IF NOT EXISTS scores_by_event ON scores (event_id)",
-    ],
-]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _BUSY_HINT = ("stop the app (it owns the store) or point FRAUDCORE_DB elsewhere; "
               "the CLI cannot open the file while the app runs")
@@ -211,7 +178,7 @@ class Store:
 
     def history(self, entities: Mapping[str, Any], since: datetime, until: datetime) -> pd.DataFrame:
         """Raw events sharing any of these entity values, event time in [since, until], ordered by (time, id)."""
-        wanted = list(dict.fromkeys(f"{k}={_text(v)}" for k, v in entities.items() if not _missing(v)))
+        wanted = list(dict.fromkeys(f"{k}={text_of(v)}" for k, v in entities.items() if not is_missing(v)))
         if not wanted:
             return self._empty_history()
         lo, hi = _naive(since), _naive(until)
@@ -238,7 +205,7 @@ class Store:
         missing = {"event_id", "label"} - set(labels.columns)
         if missing:
             raise FraudcoreError(f"set_labels needs columns event_id and label; missing {sorted(missing)}")
-        frame = pd.DataFrame({"event_id": _ids(labels["event_id"]),
+        frame = pd.DataFrame({"event_id": ids_of(labels["event_id"]),
                               "label": pd.to_numeric(labels["label"]).astype("Int64")})
         with self.transaction(events_changed=True) as con:
             con.register("new_labels", frame)
@@ -374,113 +341,6 @@ def _busy_error(path: Path, exc: duckdb.IOException) -> FraudcoreError:
     holder = f"process {pid.group(1)}" if pid else "another process"
     return StoreBusyError(f"the workbench store {path} is held by {holder} (DuckDB allows one owning process); "
                           f"{_BUSY_HINT}")
-
-
-def frames_batch(events: pd.DataFrame, scores: pd.DataFrame | None, keys: EventKeys,
-                 case_tiers: Sequence[str] = CASE_TIERS) -> WriteBatch:
-    """A ``WriteBatch`` from DataFrames: events (any raw columns; the first row of an id wins, kept as raw JSON) and
-    score rows (event_id, model_id, score; optionally tier, reasons, features, shadow, scored_at)."""
-    for column in (keys.event_id, keys.event_time):
-        if column not in events.columns:
-            raise FraudcoreError(f"the events have no {column!r} column (they have {list(events.columns)[:12]}); "
-                                 "the store needs an id and a time per event")
-    n = len(events)
-    raw = events.to_json(orient="records", lines=True, date_format="iso", date_unit="us").splitlines() if n else []
-    ids, times = _ids(events[keys.event_id]), _times(events[keys.event_time], keys)
-    if any(i is None for i in ids) or np.isnat(times).any():
-        raise FraudcoreError("some events have no id or no time; quarantine them before write_batch")
-    seen: set[str] = set()
-    keep = np.array([p for p, i in enumerate(ids) if not (i in seen or seen.add(i))], dtype=np.int64)
-    amount = pd.to_numeric(events[keys.amount], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
-        if keys.amount and keys.amount in events.columns else np.full(n, np.nan)
-    label = pd.to_numeric(events[keys.label]).astype("Int64").array \
-        if keys.label and keys.label in events.columns else pd.array([pd.NA] * n, dtype="Int64")
-    kept = events.iloc[keep]
-    batch = WriteBatch([ids[p] for p in keep], times[keep], amount[keep], [_int_or_none(v) for v in label[keep]],
-                       [raw[p] for p in keep],
-                       {e: _ids(kept[e]) for e in keys.entities if e in kept.columns})
-    if scores is not None and len(scores):
-        part = _score_rows(scores)
-        batch.scores.append(part)
-        amounts = dict(zip(batch.event_id, batch.amount.tolist(), strict=True))
-        for event_id, tier, score, shadow in zip(part.columns["event_id"], part.columns["tier"],
-                                                 part.columns["score"].tolist(), part.columns["shadow"].tolist(),
-                                                 strict=True):
-            if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
-                for name, value in zip(("event_id", "tier", "risk", "amount"),
-                                       (event_id, tier, float(score), amounts.get(event_id)), strict=True):
-                    batch.cases[name].append(value)
-    return batch
-
-
-def _score_rows(scores: pd.DataFrame) -> ScoreRows:
-    """Score rows from a frame, ready to insert."""
-    missing = {"event_id", "model_id", "score"} - set(scores.columns)
-    if missing:
-        raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
-
-    def column(name: str, default: Any) -> list:
-        return scores[name].to_numpy(dtype=object).tolist() if name in scores.columns else [default] * len(scores)
-
-    shadow = scores["shadow"].fillna(False).astype(bool).to_numpy() if "shadow" in scores.columns else \
-        np.zeros(len(scores), dtype=bool)
-    columns = {"event_id": _ids(scores["event_id"]), "model_id": [str(m) for m in column("model_id", None)],
-               "score": pd.to_numeric(scores["score"]).to_numpy(dtype=float), "tier": column("tier", None),
-               "reasons": [_json(r) for r in column("reasons", None)],
-               "features": [_json(f) for f in column("features", None)], "shadow": shadow}
-    if "scored_at" in scores.columns:
-        columns["scored_at"] = pd.to_datetime(scores["scored_at"]).to_numpy()
-    return ScoreRows(columns)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if _missing(value) else int(value)
-
-
-def _json(value: Any) -> str | None:
-    """JSON text for a reasons list or features dict (NaN and inf become null, numpy numbers plain)."""
-    if isinstance(value, str) or value is None:
-        return value
-    if isinstance(value, dict):
-        value = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in value.items()}
-    return json.dumps(value, default=_plain_number)
-
-
-def _plain_number(value: Any) -> Any:
-    """numpy scalars as Python numbers (non-finite as null); anything else as text."""
-    if isinstance(value, np.generic):
-        value = value.item()
-        return None if isinstance(value, float) and not np.isfinite(value) else value
-    return str(value)
-
-
-def _ids(values: pd.Series) -> list[str | None]:
-    """Ids and entity values as text; integral floats (ints that met a NaN) lose their '.0'; missing as None."""
-    if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.dropna(), 1) == 0):
-        values = values.astype("Int64")
-    return [None if _missing(v) else str(v) for v in values.tolist()]
-
-
-def _times(values: pd.Series, keys: EventKeys) -> np.ndarray:
-    if keys.time_unit == "seconds":
-        stamps = pd.Timestamp(keys.time_origin) + pd.to_timedelta(pd.to_numeric(values), unit="s")
-    else:
-        stamps = pd.to_datetime(values)
-        if getattr(stamps.dt, "tz", None) is not None:
-            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    return stamps.astype("datetime64[us]").to_numpy()
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, np.generic):
-        return _text(value.item())
-    return str(value)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
 
 
 def _naive(moment: datetime) -> datetime:
