@@ -169,3 +169,23 @@ def test_a_model_whose_data_is_gone_falls_back_to_its_saved_metrics(registry, mo
         assert "needs a model re-scored" in at.info[0].value
     finally:
         shutil.move(moved, models[1])
+
+
+def test_a_refitted_model_is_tuned_on_the_scores_saved_before_its_refit(registry, models):
+    train(models[1], TrainRequest(model_id="refitted", search_minutes=0, refit=True), root=registry)
+    at = page().run()
+    assert at.selectbox(key="tune_model").value == "refitted"  # the newest model
+    assert not at.exception
+    assert any("trained again on train + validation" in c.value for c in at.caption)
+    at.selectbox(key="tune_medium_objective_refitted").set_value("recall").run()
+    at.number_input(key="tune_medium_target_refitted_recall").set_value(0.5)
+    at.selectbox(key="tune_high_objective_refitted").set_value("f1")
+    button(at, "Suggest cuts from the objectives").click().run()
+    assert not at.exception
+    kept = load_metadata("refitted").tiers  # tuned at training on the out-of-sample scores
+    valid = comparison.score_windows("refitted").valid
+    want = tuning.suggest_tiers(valid, ("f1", None), ("recall", 0.5))
+    assert at.slider(key="tune_cuts_refitted").value == pytest.approx((want.medium.threshold, want.high.threshold))
+    same = tuning.suggest_tiers(valid, (kept.high.objective, kept.high.target),
+                                (kept.medium.objective, kept.medium.target))
+    assert (same.high.threshold, same.medium.threshold) == (kept.high.threshold, kept.medium.threshold)
