@@ -88,7 +88,11 @@ class XGBoostModel(ModelBase):
     def refit(self, X: pd.DataFrame, y: ArrayLike) -> XGBoostModel:
         """This configuration trained again on ``X``/``y`` (e.g. train + validation) without a validation window:
         each bag (seed) for the rounds early stopping kept for it, averaged as before; the same number of trees."""
-        rounds = getattr(self, "bag_rounds_", None) or [self.best_iteration_ + 1]
+        rounds = getattr(self, "bag_rounds_", None)
+        if rounds is None and self.n_bags > 1:  # a loaded average: its file does not say where each bag ends
+            raise FraudcoreError(f"this model averages {self.n_bags} bags and was loaded from its file, which does "
+                                 "not keep each bag's rounds; train it again (train --refit) instead of refitting")
+        rounds = rounds or [self.best_iteration_ + 1]
         fits = [XGBoostModel(**{**self.bag(i).get_params(), "n_estimators": n, "early_stopping_rounds": 0}).fit(X, y)
                 for i, n in enumerate(rounds)]
         return XGBoostModel(**self.get_params())._average(fits)

@@ -233,6 +233,8 @@ def test_refit_trains_each_bag_for_its_kept_rounds_on_the_new_rows(windows: dict
     loaded, _ = _reload(again, tmp_path)  # trained without early stopping: the kept rounds survive the file
     assert loaded.best_iteration_ == again.best_iteration_
     np.testing.assert_array_equal(loaded.predict_proba(Xt), again.predict_proba(Xt))
+    with pytest.raises(FraudcoreError, match="does not keep each bag's rounds"):  # not one bag of all the trees
+        loaded.refit(both, y_both)
 
 
 def test_refit_of_a_single_booster_keeps_its_tree_count(fitted: dict, windows: dict) -> None:
