@@ -148,7 +148,7 @@ def score_windows(model_id: str, root: Path | str | None = None) -> ModelWindows
     rows = window_rows(meta, inputs)
     ids = inputs.frame[inputs.spec.event_id].to_numpy()
     windows = {}
-    holdout = load_holdout(model_id, root)
+    holdout = load_holdout(meta, root)  # meta: verified by load_model above
     for name, idx in rows.items():
         if name == "valid" and holdout is not None:  # refitted: the out-of-sample scores its tiers were tuned on
             if len(holdout) != len(idx):

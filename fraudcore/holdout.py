@@ -17,6 +17,7 @@ import numpy as np
 
 from fraudcore.config import get_paths
 from fraudcore.errors import ModelArtifactError
+from fraudcore.metadata import ModelMetadata
 
 HOLDOUT_FILE = "holdout.json"
 HOLDOUT_VERSION = 1
@@ -29,14 +30,13 @@ def holdout_json(scores: np.ndarray) -> str:
                        "scores": base64.b64encode(values.tobytes()).decode("ascii")})
 
 
-def load_holdout(model_id: str, root: Path | str | None = None) -> np.ndarray | None:
-    """The saved out-of-sample validation scores of a refitted model (its files verified first); None for a model
-    trained on the training window alone (re-scoring its validation window is out of sample already)."""
-    from fraudcore.registry import load_metadata
-
-    meta = load_metadata(model_id, root)
+def load_holdout(meta: ModelMetadata, root: Path | str | None = None) -> np.ndarray | None:
+    """The saved out-of-sample validation scores of a refitted model, given its metadata as ``load_model`` or
+    ``load_metadata`` verified it (every file's hash); None for a model trained on the training window alone
+    (re-scoring its validation window is out of sample already)."""
     if HOLDOUT_FILE not in meta.files:
         return None
+    model_id = meta.model_id
     folder = (Path(root) if root is not None else get_paths().artifacts) / model_id
     try:
         raw = json.loads((folder / HOLDOUT_FILE).read_text(encoding="utf-8"))

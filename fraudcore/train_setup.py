@@ -10,7 +10,6 @@ from fraudcore.config import get_paths
 from fraudcore.dataset import open_dataset
 from fraudcore.jobs import Job, Jobs
 from fraudcore.metadata import ModelMetadata, check_name
-from fraudcore.registry import check_new_model_id as check_new_model_id  # the Train page checks ids here
 from fraudcore.spec import DatasetSpec
 from fraudcore.thresholds import OBJECTIVES
 from fraudcore.training import TrainRequest, train

@@ -47,15 +47,14 @@ class TreePredictor:
         found = binary_trees(booster, n_trees)
         if found is None:
             return None
-        trees, params = found
+        trees, base, n_features = found
         laid = _layout(trees)
         if laid is None:
             return None
         arrays, depth = laid
-        base = float(params["base_score"].strip("[]"))
         single = booster.copy()
         single.set_param({"nthread": 1})
-        probe = _probe_rows(arrays, int(params["num_feature"]))
+        probe = _probe_rows(arrays, n_features)
         want = single.inplace_predict(probe, iteration_range=(0, n_trees))
         for margin in _base_margins(base):
             predictor = cls(arrays, depth, margin, threads)
@@ -84,9 +83,10 @@ class TreePredictor:
                  a["leaf"], self.base_margin, out)
 
 
-def binary_trees(booster: xgb.Booster, n_trees: int) -> tuple[list[dict[str, Any]], dict[str, str]] | None:
-    """The first ``n_trees`` trees (XGBoost's JSON) and the learner's model parameters of a binary:logistic gbtree
-    booster with one tree per round; None for any other booster (dart, multi-class, forests, other objectives).
+def binary_trees(booster: xgb.Booster, n_trees: int) -> tuple[list[dict[str, Any]], float, int] | None:
+    """The first ``n_trees`` trees (XGBoost's JSON), the base score (a probability) and the number of features of a
+    binary:logistic gbtree booster with one tree per round; None for any other booster (dart, multi-class, forests,
+    other objectives).
     The compiled predictor and the TreeSHAP tables cover exactly these."""
     learner = json.loads(booster.save_raw("json"))["learner"]
     gradient = learner["gradient_booster"]
@@ -97,7 +97,7 @@ def binary_trees(booster: xgb.Booster, n_trees: int) -> tuple[list[dict[str, Any
             or not 0 < n_trees <= len(trees) or int(params.get("num_target", "1")) != 1
             or int(per_round) != 1 or any(int(t) != 0 for t in model.get("tree_info", []))):
         return None
-    return trees[:n_trees], params
+    return trees[:n_trees], float(params["base_score"].strip("[]")), int(params["num_feature"])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -64,13 +64,12 @@ class TreeTables:
         found = binary_trees(booster, n_trees)
         if found is None:
             return None
-        trees, params = found
+        trees, score, n_features = found
         built = _flatten(trees)
         if built is None:
             return None
         arrays, expected = built
-        score = float(params["base_score"].strip("[]"))
-        tables = cls(arrays, math.log(score / (1.0 - score)) + expected, int(params["num_feature"]))
+        tables = cls(arrays, math.log(score / (1.0 - score)) + expected, n_features)
         return tables if tables._agrees(booster, n_trees, feature_types) else None
 
     def contributions(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

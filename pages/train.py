@@ -12,12 +12,11 @@ from fraudcore.dataset import OpenedDataset, open_dataset
 from fraudcore.errors import FraudcoreError
 from fraudcore.model_card import render_card
 from fraudcore.models import ALGOS
-from fraudcore.registry import list_models, load_metadata
+from fraudcore.registry import check_new_model_id, list_models, load_metadata
 from fraudcore.split import SplitPlan
 from fraudcore.train_setup import (
     ALGO_LABELS,
     FEATURE_LABELS,
-    check_new_model_id,
     headline_metrics,
     objectives_for,
     start_training,

@@ -8,9 +8,8 @@ import pytest
 
 from fraudcore.config import get_paths
 from fraudcore.errors import ModelArtifactError
-from fraudcore.registry import load_metadata
+from fraudcore.registry import check_new_model_id, load_metadata
 from fraudcore.train_setup import (
-    check_new_model_id,
     headline_metrics,
     objectives_for,
     start_training,

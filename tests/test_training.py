@@ -16,7 +16,7 @@ from fraudcore.errors import ModelArtifactError
 from fraudcore.holdout import load_holdout
 from fraudcore.inputs import model_inputs
 from fraudcore.reference import load_reference
-from fraudcore.registry import champion_id, load_model
+from fraudcore.registry import champion_id, load_metadata, load_model
 from fraudcore.simulate import continue_from, generate, world_for_rows, write_parquet
 from fraudcore.split import SplitPlan, make_split
 from fraudcore.training import TrainRequest, evaluate_saved, train
@@ -112,7 +112,7 @@ def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_f
     final = refit.split["final_fit"]
     assert final["rows"] == "train + valid" and final["n_rows"] == refit.split["train"]["rows"] + \
         refit.split["valid"]["rows"]
-    assert kept.split["final_fit"]["rows"] == "train" and load_holdout("kept") is None
+    assert kept.split["final_fit"]["rows"] == "train" and load_holdout(load_metadata("kept")) is None
     # same configuration and seed: the tiers and validation metrics are the kept model's, tuned out of sample
     assert refit.tiers.medium.threshold == kept.tiers.medium.threshold
     assert refit.tiers.high.threshold == kept.tiers.high.threshold
@@ -122,7 +122,7 @@ def test_refit_trains_on_train_and_validation_with_the_tiers_tuned_before(demo_f
     # the saved validation scores are the kept model's, and Compare re-tunes from them
     windows, kept_windows = score_windows("refit"), score_windows("kept")
     assert windows.refitted and not kept_windows.refitted
-    np.testing.assert_array_equal(load_holdout("refit"), kept_windows.valid.score)
+    np.testing.assert_array_equal(load_holdout(load_metadata("refit")), kept_windows.valid.score)
     np.testing.assert_array_equal(windows.valid.score, kept_windows.valid.score)
     assert "trained again on train + validation" in (get_paths().artifacts / "refit" / "card.md").read_text()
     assert load_reference("refit").score.n == refit.split["test"]["rows"]  # the drift reference: out of sample only
