@@ -27,6 +27,7 @@ from fraudcore.ingest_rows import ScoredColumns, ShadowScores, score_columns, sh
 from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 from fraudcore.store import Store
+from fraudcore.store_inputs import INPUT_COLUMNS
 from fraudcore.store_write import WriteBatch
 from fraudcore.writer import Ticket
 
@@ -283,21 +284,21 @@ def _stored_scores(scorer: Scorer, store: Store, live: _Live, events: dict[int, 
     if ids:
         few = len(ids) <= 64  # a few: index lookups
         wanted = "IN (" + ", ".join("?" * len(ids)) + ")" if few else "= ANY(?)"
-        found = store.query("SELECT event_id, model_id, score, tier, reasons, features FROM scores "
+        found = store.query(f"SELECT event_id, model_id, score, tier, reasons, {INPUT_COLUMNS} FROM scores "
                             f"WHERE event_id {wanted} AND NOT coalesce(shadow, false) "
                             "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1",
                             ids if few else [ids])
-        rows = {r.event_id: r for r in found.itertuples(index=False)}
+        inputs = store.input_rows(found)
+        rows = {r.event_id: (r, inputs[j]) for j, r in enumerate(found.itertuples(index=False))}
         for j, ev in events.items():
             if j in out:
                 continue
-            row = rows.get(str(ev[id_column]))
+            row, features = rows.get(str(ev[id_column]), (None, None))
             if row is None:
                 out[j] = scorer.score_event(ev, store, k)
             else:
                 out[j] = ScoredEvent(ev[id_column], float(row.score), str(row.tier), str(row.model_id),
-                                     json.loads(row.reasons) if row.reasons else [],
-                                     json.loads(row.features) if row.features else {})
+                                     json.loads(row.reasons) if row.reasons else [], features)
     return out
 
 

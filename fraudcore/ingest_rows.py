@@ -22,7 +22,7 @@ from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 from fraudcore.shadow import get_shadow
 from fraudcore.store import Store
-from fraudcore.store_write import CASE_TIERS, JSON_ROWS, ScoreRows, WriteBatch, json_objects
+from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch
 
 __all__ = ["SMALL_BATCH", "ScoredColumns", "ShadowScores", "score_columns", "shadow_scores", "write_batch"]
 
@@ -59,13 +59,11 @@ class ScoredColumns:
                 for j, (i, s, t, row) in enumerate(zip(self.ids, self.scores.tolist(), self.tiers, rows, strict=True))]
 
     def score_rows(self, shadow: bool = False) -> ScoreRows:
-        """The rows to store: the inputs as JSON text for a few rows, else as columns DuckDB writes as JSON."""
+        """The rows to store, with their inputs as columns (stored as lists: ``fraudcore.store_inputs``)."""
         reasons = [json.dumps(self.reasons[j], default=_plain) if j in self.reasons else "[]"
                    for j in range(len(self))]
         columns = {"event_id": [str(i) for i in self.ids], "model_id": self.model_id, "score": self.scores,
                    "tier": self.tiers, "reasons": reasons, "shadow": shadow}
-        if len(self) <= JSON_ROWS:
-            return ScoreRows({**columns, "features": json_objects(list(self.inputs), list(self.inputs.values()))})
         return ScoreRows(columns, {n: np.ascontiguousarray(c) if isinstance(c, np.ndarray) else c
                                    for n, c in self.inputs.items()})
 

@@ -3,8 +3,9 @@ precision and label maturity (threshold replay and shadow agreement live in ``mo
 
 Windows are on event time, inclusive at both ends; ``until`` defaults to the newest stored event (the feed's clock)
 and ``since`` to 7 days before it. "Live" values of a model are the inputs and scores stored with its scores rows
-(``scores.features``), so drift is measured on exactly what the model saw; feature drift reads a seeded sample of at
-most ``MAX_LIVE_ROWS`` of them (``n_live`` says how many), alert influence reads every alert's stored reasons.
+(``fraudcore.store_inputs``), so drift is measured on exactly what the model saw; feature drift reads a seeded
+sample of at most ``MAX_LIVE_ROWS`` of them (``n_live`` says how many), alert influence reads every alert's stored
+reasons.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ import pandas as pd
 from fraudcore.errors import FraudcoreError
 from fraudcore.reference import FeatureReference, ModelReference, as_numbers, ks, load_reference, psi
 from fraudcore.store import Store
+from fraudcore.store_inputs import HAS_INPUTS
 
 __all__ = ["DRIFT_LEVELS", "TIERS", "alert_volumes", "distribution", "feature_drift", "label_maturity",
            "maturity_summary", "realized_precision", "score_drift", "window"]
@@ -61,13 +64,25 @@ def live_inputs(store: Store, model_id: str, names: list[str], since: datetime, 
     """The stored model inputs (numbers as floats, ``categorical`` ones as text) of the model's scored events in
     the window, at most ``max_rows`` of them (a seeded reservoir sample)."""
     cats = set(categorical)
-    picked = ", ".join((f"v[{i + 1}]" if name in cats else f"TRY_CAST(v[{i + 1}] AS DOUBLE)") + f" AS c{i}"
-                       for i, name in enumerate(names))
+    params: list[Any] = [model_id, since, until, [_json_path(n) for n in names]]
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    layouts = store.input_layouts()
+    picked = []
+    for i, name in enumerate(names):
+        kind = "VARCHAR" if name in cats else "DOUBLE"
+        whens = [f"WHEN {param(layout.layout_id)} THEN TRY_CAST(s.{column}[{p}] AS {kind})"
+                 for layout in layouts.values() for column, p in [layout.positions().get(name, (None, 0))] if column]
+        old = f"TRY_CAST(s.v[{i + 1}] AS {kind})"  # rows stored before schema 3: a JSON object
+        picked.append((f"CASE s.layout_id {' '.join(whens)} ELSE {old} END" if whens else old) + f" AS c{i}")
     rows = store.query(
-        f"SELECT {picked} FROM (SELECT json_extract_string(s.features, ?) AS v FROM scores s JOIN events e "
-        "USING (event_id) WHERE s.model_id = ? AND s.features IS NOT NULL AND e.event_time BETWEEN ? AND ?) "
-        f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)",
-        [[_json_path(n) for n in names], model_id, since, until])
+        f"SELECT {', '.join(picked)} FROM (SELECT layout_id, inputs, labels, json_extract_string(features, $4) AS v "
+        "FROM (SELECT s.features, s.layout_id, s.inputs, s.labels FROM scores s JOIN events e USING (event_id) "
+        f"WHERE s.model_id = $1 AND {HAS_INPUTS} AND e.event_time BETWEEN $2 AND $3) "
+        f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)) s", params)
     rows.columns = names
     return rows.astype({n: object for n in names if n in cats})
 

@@ -12,6 +12,7 @@ import pandas as pd
 from fraudcore.review import DISPOSITION_TEXT, LAST_DISPOSITION_SQL, ReviewError, _case_id, entity_text
 from fraudcore.review_similar import SimilarCases, similar_cases
 from fraudcore.store import Store
+from fraudcore.store_inputs import INPUT_COLUMNS
 
 __all__ = ["CaseDetail", "audit_trail", "case_detail", "entity_history"]
 
@@ -52,13 +53,14 @@ def case_detail(store: Store, case_id: int, history_limit: int = 20, similar_k: 
     row = found.iloc[0].to_dict()
     event = json.loads(row.pop("raw"))
     row["disposition_text"] = DISPOSITION_TEXT.get(row["disposition"]) if row["disposition"] else None
-    columns = "model_id, score, tier, reasons, features, scored_at"
+    columns = f"model_id, score, tier, reasons, {INPUT_COLUMNS}, scored_at"
     score = store.query(f"WITH ids AS (SELECT ? AS event_id) {live_scores_sql(columns)}", [row["event_id"]])
     live = None
     if not score.empty:
+        features = store.input_rows(score)[0]
         live = score.iloc[0].to_dict()
         live["reasons"] = json.loads(live["reasons"]) if live["reasons"] else []
-        live["features"] = json.loads(live["features"]) if live["features"] else {}
+        live["features"] = features
     similar = similar_cases(store, case_id, k=similar_k, pool=similar_pool) if similar_k > 0 else None
     return CaseDetail(case=_plain(row), event=event, score=live,
                       history=entity_history(store, row["event_id"], limit=history_limit),

@@ -11,6 +11,7 @@ import pandas as pd
 from fraudcore.atomic import replacing
 from fraudcore.review import DISPOSITIONS, FINAL, LAST_DISPOSITION_SQL, ReviewError
 from fraudcore.store import Store
+from fraudcore.store_inputs import INPUT_COLUMNS
 
 __all__ = ["REVIEW_COLUMNS", "export_labels", "labelled_cases"]
 
@@ -20,10 +21,10 @@ _LABELLED_SQL = f"""WITH last AS ({LAST_DISPOSITION_SQL}),
   closed AS (SELECT c.case_id, c.event_id, last.disposition, last.decided_at, last.decided_by
              FROM last JOIN cases c USING (case_id)
              WHERE c.status = 'closed' AND last.disposition IN ({', '.join(repr(d) for d in FINAL)})),
-  live AS (SELECT event_id, model_id, features FROM scores
+  live AS (SELECT event_id, model_id, {INPUT_COLUMNS} FROM scores
            WHERE NOT coalesce(shadow, false) AND event_id IN (SELECT event_id FROM closed)
            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1)
-SELECT closed.*, e.event_time, e.raw, live.model_id, live.features
+SELECT closed.*, e.event_time, e.raw, live.* EXCLUDE (event_id)
 FROM closed JOIN events e USING (event_id) LEFT JOIN live USING (event_id) ORDER BY closed.decided_at, closed.case_id"""
 
 
@@ -35,7 +36,7 @@ def labelled_cases(store: Store, label_column: str | None = None) -> pd.DataFram
     raw = pd.DataFrame([json.loads(r) for r in found["raw"]], index=found.index)
     if store.keys.time_unit == "timestamp" and store.keys.event_time in raw.columns:
         raw[store.keys.event_time] = found["event_time"].to_numpy()
-    inputs = pd.DataFrame([json.loads(f) if isinstance(f, str) else {} for f in found["features"]], index=found.index)
+    inputs = pd.DataFrame(store.input_rows(found), index=found.index)
     inputs = inputs.drop(columns=[c for c in inputs.columns if c in raw.columns or c == label])
     review = pd.DataFrame({
         label: [DISPOSITIONS[d] for d in found["disposition"]],

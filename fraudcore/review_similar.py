@@ -6,7 +6,6 @@ adds one standard unit when it differs. Only the latest ``pool`` decided cases a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from fraudcore.review import FINAL, LAST_DISPOSITION_SQL, _case_id
 from fraudcore.store import Store
+from fraudcore.store_inputs import HAS_INPUTS, INPUT_COLUMNS
 
 __all__ = ["SimilarCases", "similar_cases"]
 
@@ -24,10 +24,10 @@ _POOL_SQL = f"""WITH last AS ({LAST_DISPOSITION_SQL}),
               FROM last JOIN cases c USING (case_id)
               WHERE last.disposition IN ({', '.join(repr(d) for d in FINAL)}) AND c.case_id <> ?
               ORDER BY last.last_decision DESC LIMIT ?),
-  live AS (SELECT event_id, features FROM scores
-           WHERE NOT coalesce(shadow, false) AND features IS NOT NULL AND event_id IN (SELECT event_id FROM decided)
+  live AS (SELECT event_id, {INPUT_COLUMNS} FROM scores
+           WHERE NOT coalesce(shadow, false) AND {HAS_INPUTS} AND event_id IN (SELECT event_id FROM decided)
            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY scored_at DESC) = 1)
-SELECT decided.*, live.features FROM decided JOIN live USING (event_id) ORDER BY last_decision DESC"""
+SELECT decided.*, live.* EXCLUDE (event_id) FROM decided JOIN live USING (event_id) ORDER BY last_decision DESC"""
 
 
 @dataclass
@@ -44,16 +44,17 @@ class SimilarCases:
 def similar_cases(store: Store, case_id: int, k: int = 10, pool: int = 5000) -> SimilarCases:
     """The ``k`` decided cases (among the latest ``pool``) whose model inputs are nearest this case's."""
     case_id = _case_id(case_id)
-    mine = store.query("""SELECT s.features FROM cases c JOIN scores s USING (event_id)
-                          WHERE c.case_id = ? AND NOT coalesce(s.shadow, false) AND s.features IS NOT NULL
-                          ORDER BY s.scored_at DESC LIMIT 1""", [case_id])
+    mine = store.query(f"""SELECT {INPUT_COLUMNS} FROM scores
+                           WHERE event_id = (SELECT event_id FROM cases WHERE case_id = ?)
+                             AND NOT coalesce(shadow, false) AND {HAS_INPUTS}
+                           ORDER BY scored_at DESC LIMIT 1""", [case_id])
     if mine.empty:
         return SimilarCases(_empty(), "this case's score kept no model inputs, so it cannot be compared")
-    query = json.loads(mine["features"].iloc[0])
+    query = store.input_rows(mine)[0]
     decided = store.query(_POOL_SQL, [case_id, int(pool)])
     if decided.empty:
         return SimilarCases(_empty(), "no decided cases with model inputs to compare with yet")
-    rows = [json.loads(f) for f in decided.pop("features")]
+    rows = store.input_rows(decided)
     distance, names = feature_distances(query, rows)
     nearest = np.argsort(distance, kind="stable")[:k]
     found = decided.iloc[nearest].drop(columns="last_decision").reset_index(drop=True)

@@ -24,6 +24,7 @@ from fraudcore.config import ENV_DB, get_paths
 from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.loading import qident
 from fraudcore.store_frames import frames_batch, ids_of, is_missing, text_of
+from fraudcore.store_inputs import Layout, input_rows, read_layouts
 from fraudcore.store_schema import MIGRATIONS, SCHEMA_VERSION
 from fraudcore.store_write import CASE_TIERS, WriteBatch, commit_batches, keep_rejects
 
@@ -64,6 +65,8 @@ class Store:
         self._generation_lock = threading.Lock()
         self._threshold: str | None = None  # DuckDB's checkpoint threshold while auto-checkpoints are off
         self.generation = 0  # bumped by every write_batch / set_labels: in-memory copies know when to reload
+        self._layouts_stored: set[str] = set()  # input layout ids seen committed (the writer skips storing them)
+        self._layouts: dict[str, Layout] = {}  # input layouts read so far (they never change once stored)
 
     @classmethod
     def open(cls, path: Path | None = None, read_only: bool = False, keys: EventKeys | None = None) -> Store:
@@ -121,7 +124,22 @@ class Store:
         ``on_commit(before, after)`` runs once it committed, as ``generation`` moves, under the generation lock.
         ``trusted``: no event is stored yet (else duckdb.ConstraintException and nothing written)."""
         with self.transaction(events_changed=any(len(b) for b in batches), on_commit=on_commit) as con:
-            return commit_batches(con, batches, _utcnow(), trusted=trusted)
+            return commit_batches(con, batches, _utcnow(), trusted=trusted, layouts=self._layouts_stored)
+
+    def input_layouts(self) -> dict[str, Layout]:
+        """Every input layout stored (``fraudcore.store_inputs``), by id."""
+        with self._lock:
+            self._layouts = read_layouts(self._db())
+            return dict(self._layouts)
+
+    def input_rows(self, found: pd.DataFrame) -> list[dict[str, Any]]:
+        """The model inputs ``{name: value}`` of score rows queried with ``store_inputs.INPUT_COLUMNS`` ({} where
+        none were kept); those columns are dropped from ``found``."""
+        wanted = {i for i in found["layout_id"] if isinstance(i, str)}
+        if wanted - self._layouts.keys():
+            with self._lock:
+                self._layouts = read_layouts(self._db())
+        return input_rows(self._layouts, found)
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
         """Keep rejected records verbatim (JSON) with why and when; returns how many were kept."""

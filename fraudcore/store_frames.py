@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,21 +44,22 @@ def frames_batch(events: pd.DataFrame, scores: pd.DataFrame | None, keys: EventK
                        [raw[p] for p in keep],
                        {e: ids_of(kept[e]) for e in keys.entities if e in kept.columns})
     if scores is not None and len(scores):
-        part = _score_rows(scores)
-        batch.scores.append(part)
         amounts = dict(zip(batch.event_id, batch.amount.tolist(), strict=True))
-        for event_id, tier, score, shadow in zip(part.columns["event_id"], part.columns["tier"],
-                                                 part.columns["score"].tolist(), part.columns["shadow"].tolist(),
-                                                 strict=True):
-            if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
-                for name, value in zip(("event_id", "tier", "risk", "amount"),
-                                       (event_id, tier, float(score), amounts.get(event_id)), strict=True):
-                    batch.cases[name].append(value)
+        for part in _score_rows(scores):
+            batch.scores.append(part)
+            for event_id, tier, score, shadow in zip(part.columns["event_id"], part.columns["tier"],
+                                                     part.columns["score"].tolist(), part.columns["shadow"].tolist(),
+                                                     strict=True):
+                if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
+                    for name, value in zip(("event_id", "tier", "risk", "amount"),
+                                           (event_id, tier, float(score), amounts.get(event_id)), strict=True):
+                        batch.cases[name].append(value)
     return batch
 
 
-def _score_rows(scores: pd.DataFrame) -> ScoreRows:
-    """Score rows from a frame, ready to insert."""
+def _score_rows(scores: pd.DataFrame) -> list[ScoreRows]:
+    """Score rows from a frame, ready to insert: one part per layout of their ``features`` (dicts or JSON objects
+    of model inputs; text values are categories), and one for the rows without."""
     missing = {"event_id", "model_id", "score"} - set(scores.columns)
     if missing:
         raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
@@ -70,11 +71,37 @@ def _score_rows(scores: pd.DataFrame) -> ScoreRows:
         np.zeros(len(scores), dtype=bool)
     columns = {"event_id": ids_of(scores["event_id"]), "model_id": [str(m) for m in column("model_id", None)],
                "score": pd.to_numeric(scores["score"]).to_numpy(dtype=float), "tier": column("tier", None),
-               "reasons": [_json(r) for r in column("reasons", None)],
-               "features": [_json(f) for f in column("features", None)], "shadow": shadow}
+               "reasons": [_json(r) for r in column("reasons", None)], "shadow": shadow}
     if "scored_at" in scores.columns:
         columns["scored_at"] = pd.to_datetime(scores["scored_at"]).to_numpy()
-    return ScoreRows(columns)
+    groups: dict[tuple, list[int]] = {}
+    rows = [json.loads(f) if isinstance(f, str) else f for f in column("features", None)]
+    for j, inputs in enumerate(rows):
+        if not isinstance(inputs, Mapping):
+            groups.setdefault((), []).append(j)
+            continue
+        kinds = tuple((name, not (value is None or _is_number(value))) for name, value in inputs.items())
+        groups.setdefault(kinds, []).append(j)
+    parts = []
+    for kinds, members in groups.items():
+        picked = np.array(members, dtype=np.int64)
+        part = {k: v[picked] if isinstance(v, np.ndarray) else [v[j] for j in members] for k, v in columns.items()}
+        inputs = {name: [_text(rows[j][name]) for j in members] if categorical else
+                  np.array([_number(rows[j][name]) for j in members], dtype=float) for name, categorical in kinds}
+        parts.append(ScoreRows(part, inputs if kinds else None))
+    return parts
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, bool | int | float | np.number)
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None or not math.isfinite(value) else float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else str(value)
 
 
 def _int_or_none(value: Any) -> int | None:

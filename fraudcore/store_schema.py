@@ -34,6 +34,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE scores ADD COLUMN shadow BOOLEAN DEFAULT false",
         "CREATE INDEX IF NOT EXISTS scores_by_event ON scores (event_id)",
     ],
+    [  # 3: the model inputs as lists (numbers, category labels) with their names once per layout (store_inputs)
+        """CREATE TABLE IF NOT EXISTS input_layouts (layout_id VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL,
+           categorical BOOLEAN[] NOT NULL, created_at TIMESTAMP NOT NULL)""",
+        "ALTER TABLE scores ADD COLUMN layout_id VARCHAR",
+        "ALTER TABLE scores ADD COLUMN inputs DOUBLE[]",
+        "ALTER TABLE scores ADD COLUMN labels VARCHAR[]",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)

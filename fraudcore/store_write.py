@@ -3,7 +3,7 @@ and feed cursors, for one batch or a group of batches committed in ONE transacti
 
 ``WriteBatch`` is what the live path hands the store writer; ``batch_from_frames`` builds one from the DataFrames of
 ``Store.write_batch``. Small groups bind their values; larger ones are scanned by DuckDB from Arrow tables, which
-also formats the model inputs as JSON, so the work runs in DuckDB's threads rather than in Python.
+also takes the model inputs as list columns (``fraudcore.store_inputs``).
 """
 
 from __future__ import annotations
@@ -22,22 +22,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraudcore.json_text import dumps
-from fraudcore.loading import qident
+from fraudcore.store_inputs import input_columns, layout_of, register_layout
 
-__all__ = ["CASE_TIERS", "FEW_ROWS", "ScoreRows", "WriteBatch", "commit_batches", "json_objects"]
+__all__ = ["CASE_TIERS", "FEW_ROWS", "ScoreRows", "WriteBatch", "commit_batches"]
 
 CASE_TIERS = ("medium", "high")
 FEW_ROWS = 128  # up to this many rows an insert binds one list per column instead of scanning an Arrow table
 LOOKUP_ROWS = 16  # up to this many ids are looked up in the primary key's index (IN with one parameter each)
-JSON_ROWS = 64  # up to this many score rows, Python formats the model inputs as JSON (DuckDB beyond)
 
 
 @dataclass
 class ScoreRows:
     """Score rows of one model: equal-length ``columns`` event_id, model_id, score, tier, reasons (JSON text), shadow
-    (and optionally scored_at, features as JSON text); or the model inputs as ``inputs`` columns (name -> values,
-    in order) that the commit writes as one JSON object per row."""
+    (and optionally scored_at, features as JSON text); or the model inputs as ``inputs`` columns (name -> float array,
+    or a list of texts for a category, in the model's order) that the commit writes as lists (``store_inputs``)."""
 
     columns: dict[str, Any]
     inputs: dict[str, Any] | None = None
@@ -72,12 +70,14 @@ class WriteBatch:
 
 
 def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch], now: datetime, *,
-                   trusted: bool = False) -> list[int]:
+                   trusted: bool = False, layouts: set[str] | None = None) -> list[int]:
     """Insert ``batches`` inside the caller's transaction: events not stored yet (the first of an id wins), then the
     entity keys, scores and cases of those only, rejects not kept before, and each feed's last cursor. Returns the
     events newly stored per batch. ``trusted``: the caller checked that no event is stored yet (the live path's
     recent history knows); a stored one then fails the insert (duckdb.ConstraintException) instead of costing a
-    lookup every time, and the caller writes again untrusted."""
+    lookup every time, and the caller writes again untrusted. ``layouts``: input layout ids known to be stored
+    (``store_inputs.register_layout`` adds to it)."""
+    layouts = set() if layouts is None else layouts
     merged, owner = _merge(batches)
     fresh = _insert_events(con, merged, now, trusted)
     counts = [0] * len(batches)
@@ -88,7 +88,7 @@ def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch]
         _insert_entities(con, merged if keep is None else merged.take_ids(keep))
         parts = [p if keep is None else p.take(_in(p.columns["event_id"], keep)) for b in batches for p in b.scores]
         for part in _merge_parts(parts):
-            _insert_scores(con, part, now)
+            _insert_scores(con, part, now, layouts)
         cases = [c for b in batches for c in _case_rows(b) if keep is None or c[0] in keep]
         _insert(con, "cases", {"event_id": [c[0] for c in cases], "tier": [c[1] for c in cases],
                                "risk": [c[2] for c in cases], "amount": [c[3] for c in cases], "opened_at": now})
@@ -117,20 +117,6 @@ def keep_rejects(con: duckdb.DuckDBPyConnection, rejects: Sequence[tuple[Any, st
     _insert(con, "quarantine", {"source": source, "reason": list(first.values()), "payload": list(first),
                                 "received_at": now})
     return len(first)
-
-
-def json_objects(names: list[str], columns: Sequence[Sequence[Any]]) -> list[str]:
-    """Each row of ``columns`` (one per name) as a JSON object in ``names`` order (NaN, inf and missing markers as
-    null; numpy numbers plain; anything else JSON cannot hold as its text)."""
-    lists = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in columns]
-    return [dumps(dict(zip(names, row, strict=True)), default=_json_value) for row in zip(*lists, strict=True)]
-
-
-def _json_value(value: Any) -> Any:
-    """What orjson cannot write itself (and, on the standard library's fallback, numpy numbers): pandas' missing
-    markers as null, numbers plain, the rest as text."""
-    plain = _plain(value)
-    return plain if plain is None or isinstance(plain, bool | int | float | str) else str(plain)
 
 
 # ---- internals ----------------------------------------------------------------------------------------------------
@@ -211,22 +197,24 @@ def _insert_entities(con: duckdb.DuckDBPyConnection, ev: _Events) -> None:
     _insert(con, "event_entities", {"entity_key": keys, "event_time": ev.times[rows], "event_id": _pick(ev.ids, rows)})
 
 
-def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetime) -> None:
+def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetime, layouts: set[str]) -> None:
     n = len(part)
     if not n:
         return
     columns = {"scored_at": now, **part.columns}
-    if part.inputs is None or n <= JSON_ROWS:  # a few rows: Python writes the JSON faster than DuckDB plans it
-        if part.inputs is not None:
-            columns["features"] = json_objects(list(part.inputs), list(part.inputs.values()))
+    if part.inputs is None:
         _insert(con, "scores", columns)
         return
-    table = _arrow({**{k: v for k, v in columns.items() if k != "scored_at"},
-                    **{f"i{k}": v for k, v in enumerate(part.inputs.values())}}, n)
-    names = [c for c in part.columns if c != "scored_at"] + ["scored_at"]
-    fields = ", ".join(f"{qident(name)} := i{k}" for k, name in enumerate(part.inputs))
-    _scan(con, table, f"INSERT INTO scores ({', '.join(names)}, features) SELECT "
-                      f"{', '.join(names[:-1])}, ?, to_json(struct_pack({fields})) FROM incoming", [now])
+    layout = layout_of(part.inputs)
+    register_layout(con, layout, layouts, now)
+    numbers, labels = input_columns(layout, part.inputs, n)
+    table = _arrow({k: v for k, v in columns.items() if k != "scored_at"}, n)
+    table = table.append_column("inputs", numbers)
+    if labels is not None:
+        table = table.append_column("labels", labels)
+    names = [c for c in part.columns if c != "scored_at"] + ["inputs"] + (["labels"] if labels is not None else [])
+    _scan(con, table, f"INSERT INTO scores ({', '.join(names)}, layout_id, scored_at) SELECT {', '.join(names)}, ?, ? "
+                      "FROM incoming", [layout.layout_id, now])
 
 
 def _merge_parts(parts: list[ScoreRows]) -> list[ScoreRows]:

@@ -17,6 +17,7 @@ from fraudcore.ingest import IngestResult, ingest
 from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError
 from fraudcore.store import EventKeys, Store
+from fraudcore.store_inputs import INPUT_COLUMNS
 
 LEAK = ["fraud_scenario"]
 
@@ -69,9 +70,11 @@ def test_live_features_and_scores_equal_training_ones(workbench, trained):
     batch = build_features_frame(subset.drop(columns=LEAK), scorer.feature_config).set_index("event_id")
     live = pd.DataFrame([scored[i].features for i in batch.index], index=batch.index)
     _assert_features_equal(live[names], batch[names])
-    stored = workbench.store().query("SELECT event_id, score, tier, features FROM scores")
+    stored = workbench.store().query(f"SELECT event_id, score, tier, {INPUT_COLUMNS} FROM scores")
     assert len(stored) == len(subset) == stored["event_id"].nunique()
-    kept = pd.DataFrame([json.loads(f) for f in stored["features"]], index=stored["event_id"].astype("int64"))
+    assert stored["features"].isna().all() and stored["layout_id"].nunique() == 1  # kept as lists, one layout
+    kept = pd.DataFrame(workbench.store().input_rows(stored), index=stored["event_id"].astype("int64"))
+    assert list(kept.columns) == scorer.feature_names  # in the model's order
     _assert_features_equal(kept.loc[batch.index, names].astype(float), batch[names])
     history = scorer.frame_history(subset.drop(columns=LEAK))
     for record in _records(subset.iloc[::97]):
@@ -248,7 +251,8 @@ def test_the_shadow_challenger_scores_new_events_in_the_same_transaction(workben
     result = ingest(workbench, _records(part), source="feed")
     assert result.shadow_model_id == "challenger" and result.shadow_error is None and result.stored == 600
     store = workbench.store()
-    rows = store.query("SELECT event_id, model_id, shadow, features FROM scores ORDER BY event_id, shadow")
+    rows = store.query(f"SELECT event_id, model_id, shadow, {INPUT_COLUMNS} FROM scores ORDER BY event_id, shadow")
+    rows["kept"] = store.input_rows(rows)
     shadow = rows[rows["shadow"]]
     assert len(shadow) == 600 and set(shadow["model_id"]) == {"challenger"}
     assert set(rows[~rows["shadow"]]["model_id"]) == {"score-xgb"}
@@ -256,7 +260,7 @@ def test_the_shadow_challenger_scores_new_events_in_the_same_transaction(workben
     assert set(cases) == {str(s.event_id) for s in result.scored if s.tier in ("medium", "high")}
     challenger = workbench.scorer("challenger")
     names = feature_names(challenger.feature_config)
-    live = pd.DataFrame([json.loads(f) for f in shadow["features"]], index=shadow["event_id"].astype("int64"))
+    live = pd.DataFrame(list(shadow["kept"]), index=shadow["event_id"].astype("int64"))
     batch = build_features_frame(part.drop(columns=LEAK), challenger.feature_config).set_index("event_id")
     _assert_features_equal(live.loc[batch.index, names].astype(float), batch[names])  # its own features
     again = ingest(workbench, _records(part), source="feed")

@@ -18,6 +18,7 @@ from fraudcore.feed import FeedOptions
 from fraudcore.live_charts import tier_minutes_chart
 from fraudcore.simulate import world_for_rows, write_parquet
 from fraudcore.store import Store, frames_batch
+from fraudcore.store_inputs import INPUT_COLUMNS
 from fraudcore.writer import StoreWriter
 from tests.conftest import free_port
 
@@ -182,8 +183,8 @@ def test_the_embedded_feed_starts_from_the_demo_history_it_continues(workbench, 
     assert live_view.seed_history(workbench) == 0  # only into an empty store
     live_view.start_live(workbench, None, FeedOptions(total=20))
     wait_for(lambda: store.stats()["events"] == seeded + 20, "20 live events stored")
-    features = store.query("SELECT features::VARCHAR AS f FROM scores ORDER BY event_id LIMIT 20")["f"]
-    counts = [v for f in features for k, v in json.loads(f).items() if k == "customer_id__nb_tx_30d" and v]
+    rows = store.query(f"SELECT {INPUT_COLUMNS} FROM scores ORDER BY event_id LIMIT 20")
+    counts = [v for f in store.input_rows(rows) for k, v in f.items() if k == "customer_id__nb_tx_30d" and v]
     assert len(counts) == 20 and sorted(counts)[10] > 1  # live customers have a past: most counts exceed the event
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.store import SCHEMA_VERSION, EventKeys, Store, store_stats
+from fraudcore.store_inputs import INPUT_COLUMNS
 
 KEYS = EventKeys(entities=("customer_id", "terminal_id"))
 T0 = datetime(2024, 1, 1)
@@ -160,7 +161,8 @@ def test_cases_shadow_features_and_rejects_share_the_batch_transaction(db: Path)
         again = store.write_batch(events, pd.concat([live, shadow]), ("live", "10"), rejects=rejects, source="live")
         cases = store.query("SELECT event_id, tier, risk, amount FROM cases ORDER BY event_id")
         kept = store.query("SELECT reason, payload FROM quarantine ORDER BY quarantine_id")
-        feats = store.query("SELECT features::VARCHAR AS f FROM scores WHERE NOT shadow AND event_id = '3'")
+        feats = store.input_rows(store.query(f"SELECT {INPUT_COLUMNS} FROM scores WHERE NOT shadow "
+                                             "AND event_id = '3'"))
         with pytest.raises(RuntimeError), store.transaction() as con:  # a failing block leaves nothing behind
             con.execute("INSERT INTO decisions (case_id, analyst, \"at\", action) VALUES (1, 'a', now(), 'claim')")
             raise RuntimeError("boom")
@@ -169,7 +171,7 @@ def test_cases_shadow_features_and_rejects_share_the_batch_transaction(db: Path)
     assert cases["event_id"].tolist() == ["0"]  # only the live high score opens a case; the shadow's do not
     assert cases["amount"].tolist() == [events["amount"][0]]
     assert kept["reason"].tolist() == reasons  # kept once although the batch came twice
-    assert '"n_7d": 2' in feats["f"][0] and '"gap": null' in feats["f"][0]
+    assert feats == [{"amount": events["amount"][3], "n_7d": 2.0, "gap": None}]
 
 
 def test_store_stats_on_missing_file_says_what_to_do(tmp_path: Path) -> None:
