@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ import pandas as pd
 from fraudcore.errors import FraudcoreError
 from fraudcore.reference import FeatureReference, ModelReference, as_numbers, ks, load_reference, psi
 from fraudcore.store import Store
-from fraudcore.store_inputs import HAS_INPUTS
+from fraudcore.store_inputs import HAS_INPUTS, INPUT_COLUMNS
 
 __all__ = ["DRIFT_LEVELS", "TIERS", "alert_volumes", "distribution", "feature_drift", "label_maturity",
            "maturity_summary", "realized_precision", "score_drift", "window"]
@@ -55,36 +54,15 @@ def window(store: Store, since: datetime | None = None, until: datetime | None =
     return since, until
 
 
-def _json_path(name: str) -> str:
-    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def live_inputs(store: Store, model_id: str, names: list[str], since: datetime, until: datetime,
                 categorical: Sequence[str] = (), max_rows: int = MAX_LIVE_ROWS) -> pd.DataFrame:
     """The stored model inputs (numbers as floats, ``categorical`` ones as text) of the model's scored events in
     the window, at most ``max_rows`` of them (a seeded reservoir sample)."""
-    cats = set(categorical)
-    params: list[Any] = [model_id, since, until, [_json_path(n) for n in names]]
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    layouts = store.input_layouts()
-    picked = []
-    for i, name in enumerate(names):
-        kind = "VARCHAR" if name in cats else "DOUBLE"
-        whens = [f"WHEN {param(layout.layout_id)} THEN TRY_CAST(s.{column}[{p}] AS {kind})"
-                 for layout in layouts.values() for column, p in [layout.positions().get(name, (None, 0))] if column]
-        old = f"TRY_CAST(s.v[{i + 1}] AS {kind})"  # rows stored before schema 3: a JSON object
-        picked.append((f"CASE s.layout_id {' '.join(whens)} ELSE {old} END" if whens else old) + f" AS c{i}")
-    rows = store.query(
-        f"SELECT {', '.join(picked)} FROM (SELECT layout_id, inputs, labels, json_extract_string(features, $4) AS v "
-        "FROM (SELECT s.features, s.layout_id, s.inputs, s.labels FROM scores s JOIN events e USING (event_id) "
-        f"WHERE s.model_id = $1 AND {HAS_INPUTS} AND e.event_time BETWEEN $2 AND $3) "
-        f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)) s", params)
-    rows.columns = names
-    return rows.astype({n: object for n in names if n in cats})
+    found = store.query(
+        f"SELECT * FROM (SELECT {', '.join('s.' + c for c in INPUT_COLUMNS.split(', '))} FROM scores s "
+        f"JOIN events e USING (event_id) WHERE s.model_id = ? AND {HAS_INPUTS} AND e.event_time BETWEEN ? AND ?) "
+        f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)", [model_id, since, until])
+    return store.input_frame(found, names, categorical).reset_index(drop=True)
 
 
 def live_scores(store: Store, model_id: str, since: datetime, until: datetime) -> np.ndarray:

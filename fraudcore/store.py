@@ -24,7 +24,7 @@ from fraudcore.config import ENV_DB, get_paths
 from fraudcore.errors import FraudcoreError, StoreBusyError
 from fraudcore.loading import qident
 from fraudcore.store_frames import frames_batch, ids_of, is_missing, text_of
-from fraudcore.store_inputs import Layout, input_rows, read_layouts
+from fraudcore.store_inputs import Layout, input_frame, input_rows, read_layouts
 from fraudcore.store_schema import MIGRATIONS, SCHEMA_VERSION
 from fraudcore.store_write import CASE_TIERS, WriteBatch, commit_batches, keep_rejects
 
@@ -135,11 +135,18 @@ class Store:
     def input_rows(self, found: pd.DataFrame) -> list[dict[str, Any]]:
         """The model inputs ``{name: value}`` of score rows queried with ``store_inputs.INPUT_COLUMNS`` ({} where
         none were kept); those columns are dropped from ``found``."""
-        wanted = {i for i in found["layout_id"] if isinstance(i, str)}
-        if wanted - self._layouts.keys():
+        return input_rows(self._layouts_of(found), found)
+
+    def input_frame(self, found: pd.DataFrame, names: Sequence[str], categorical: Sequence[str] = ()) -> pd.DataFrame:
+        """The inputs ``names`` of score rows queried with ``INPUT_COLUMNS``, as columns (see ``store_inputs``)."""
+        return input_frame(self._layouts_of(found), found, names, categorical)
+
+    def _layouts_of(self, found: pd.DataFrame) -> dict[str, Layout]:
+        """The layouts, read again when ``found`` names one not read yet (stored layouts never change)."""
+        if {i for i in found["layout_id"] if isinstance(i, str)} - self._layouts.keys():
             with self._lock:
                 self._layouts = read_layouts(self._db())
-        return input_rows(self._layouts, found)
+        return self._layouts
 
     def quarantine(self, records: list[dict], reasons: list[str], source: str) -> int:
         """Keep rejected records verbatim (JSON) with why and when; returns how many were kept."""

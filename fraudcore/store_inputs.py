@@ -1,7 +1,11 @@
-"""The model inputs each stored score used, kept as lists: numbers in ``scores.inputs`` (DOUBLE[], null when missing)
-and category labels in ``scores.labels`` (VARCHAR[]), in the model's order, with the names held once per layout in
-``input_layouts`` (``scores.layout_id``). As a JSON object per row the inputs were 87 % of the live path's WAL and
-most of a commit's time (2.6 KB an event; scratch measurements in docs/benchmarks.md).
+"""The model inputs each stored score used: the numbers packed in ``scores.inputs`` (a BLOB of little-endian float64,
+NaN when missing) and the category labels as a JSON array in ``scores.labels``, each in the model's order, with the
+names held once per layout in ``input_layouts`` (``scores.layout_id``).
+
+Why not a JSON object per row: it was 87 % of the live path's WAL and most of a commit's time (2.6 KB an event).
+Why not a DOUBLE[] list: DuckDB's WAL writes ~28 KB per row of a 70-value list appended a few rows at a time (the
+live path's small commits), 50× the values themselves; a BLOB is written as its bytes (scratch figures in
+docs/benchmarks.md).
 
 Rows stored before schema 3, and rows given as DataFrames (``Store.write_batch``), keep a JSON object in
 ``scores.features``; ``input_rows`` reads both kinds, so every reader sees ``{name: value}`` in the model's order.
@@ -23,8 +27,12 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudcore.errors import FraudcoreError
+from fraudcore.json_text import dumps
 
-__all__ = ["HAS_INPUTS", "INPUT_COLUMNS", "Layout", "input_columns", "input_rows", "layout_of", "register_layout"]
+__all__ = ["HAS_INPUTS", "INPUT_COLUMNS", "Layout", "input_columns", "input_frame", "input_rows", "layout_of",
+           "read_layouts", "register_layout"]
+
+_F8 = np.dtype("<f8")
 
 INPUT_COLUMNS = "features, layout_id, inputs, labels"  # what a query selects from scores for ``input_rows``
 HAS_INPUTS = "(features IS NOT NULL OR inputs IS NOT NULL)"  # a score row that kept its model inputs
@@ -46,21 +54,25 @@ class Layout:
         object.__setattr__(self, "layout_id", hashlib.sha256(text.encode()).hexdigest()[:16])
 
     def positions(self) -> dict[str, tuple[str, int]]:
-        """Each name's list column ('inputs' or 'labels') and 1-based position in it (DuckDB's list index)."""
+        """Each name's column ('inputs' or 'labels') and 0-based position in it."""
         out, counts = {}, {"inputs": 0, "labels": 0}
         for name, cat in zip(self.names, self.categorical, strict=True):
             column = "labels" if cat else "inputs"
-            counts[column] += 1
             out[name] = (column, counts[column])
+            counts[column] += 1
         return out
 
-    def row(self, numbers: Sequence[float | None] | None, labels: Sequence[str | None] | None) -> dict[str, Any]:
-        """One row's ``{name: value}`` (missing numbers as None, as the JSON rows read)."""
-        numbers = iter(() if numbers is None else numbers)
-        labels = iter(() if labels is None else labels)
+    @property
+    def n_numbers(self) -> int:
+        return len(self.names) - sum(self.categorical)
+
+    def row(self, numbers: bytes | None, labels: str | None) -> dict[str, Any]:
+        """One row's ``{name: value}`` from its stored columns (missing numbers as None, as the JSON rows read)."""
+        values = iter(() if numbers is None else np.frombuffer(numbers, _F8).tolist())
+        texts = iter(() if labels is None else json.loads(labels))
         out = {}
         for name, cat in zip(self.names, self.categorical, strict=True):
-            value = next(labels, None) if cat else next(numbers, None)
+            value = next(texts, None) if cat else next(values, None)
             out[name] = None if (not cat and value is not None and math.isnan(value)) else value
         return out
 
@@ -71,22 +83,20 @@ def layout_of(inputs: Mapping[str, Any]) -> Layout:
 
 
 def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[pa.Array, pa.Array | None]:
-    """The ``inputs`` (list<double>, NaN as null) and ``labels`` (list<string>, or None without categories) columns
-    for ``n`` rows."""
-    numeric = [np.asarray(inputs[name], dtype=np.float64)
+    """The ``inputs`` (binary: each row's numbers as float64) and ``labels`` (JSON array text, or None without
+    categories) columns for ``n`` rows."""
+    numeric = [np.asarray(inputs[name], dtype=_F8)
                for name, cat in zip(layout.names, layout.categorical, strict=True) if not cat]
     m = len(numeric)
-    flat = np.column_stack(numeric).ravel() if m else np.empty(0)
-    numbers = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * m),
-                                       pa.array(flat, type=pa.float64(), from_pandas=True))
+    flat = np.ascontiguousarray(np.column_stack(numeric) if m else np.empty((n, 0)), dtype=_F8)
+    offsets = np.arange(n + 1, dtype=np.int32) * (m * _F8.itemsize)
+    numbers = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(flat.tobytes())])
     names = [name for name, cat in zip(layout.names, layout.categorical, strict=True) if cat]
     if not names:
         return numbers, None
-    texts = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-             for row in zip(*(inputs[name] for name in names), strict=True) for v in row]
-    k = len(names)
-    labels = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * k), pa.array(texts, pa.string()))
-    return numbers, labels
+    texts = [dumps([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row])
+             for row in zip(*(inputs[name] for name in names), strict=True)]
+    return numbers, pa.array(texts, pa.string())
 
 
 def register_layout(con: duckdb.DuckDBPyConnection, layout: Layout, known: set[str], now: datetime) -> None:
@@ -124,7 +134,7 @@ def input_rows(layouts: Mapping[str, Layout], found: pd.DataFrame, drop: bool = 
             if layout is None:
                 raise FraudcoreError(f"a stored score names the input layout {layout_id!r}, which the store does not "
                                      "hold; the file was edited outside the workbench")
-            out.append(layout.row(_values(numbers), _values(labels)))
+            out.append(layout.row(_bytes(numbers), labels if isinstance(labels, str) else None))
         elif isinstance(features, str):
             out.append(json.loads(features))
         else:
@@ -135,7 +145,50 @@ def input_rows(layouts: Mapping[str, Layout], found: pd.DataFrame, drop: bool = 
     return out
 
 
-def _values(column: Any) -> list | None:
-    if column is None or column is pd.NA or (isinstance(column, float) and math.isnan(column)):
-        return None
-    return column.tolist() if isinstance(column, np.ndarray) else list(column)
+def input_frame(layouts: Mapping[str, Layout], found: pd.DataFrame, names: Sequence[str],
+                categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """The inputs ``names`` of each row of ``found`` (its ``INPUT_COLUMNS``) as columns: numbers as float (NaN
+    when missing or not kept), ``categorical`` ones as text (None). Packed rows are read a layout at a time."""
+    cats = set(categorical)
+    n = len(found)
+    out = {name: np.full(n, None, dtype=object) if name in cats else np.full(n, np.nan) for name in names}
+    layout_ids = found["layout_id"].to_numpy(dtype=object)
+    for layout_id in {i for i in layout_ids if isinstance(i, str)}:
+        layout = layouts.get(layout_id)
+        if layout is None:
+            raise FraudcoreError(f"a stored score names the input layout {layout_id!r}, which the store does not "
+                                 "hold; the file was edited outside the workbench")
+        rows = np.flatnonzero(layout_ids == layout_id)
+        packed = [_bytes(b) or b"" for b in found["inputs"].to_numpy(dtype=object)[rows]]
+        numbers = np.frombuffer(b"".join(packed), _F8).reshape(len(rows), layout.n_numbers)
+        labels = [json.loads(t) if isinstance(t, str) else None for t in found["labels"].to_numpy(dtype=object)[rows]]
+        for name, (column, j) in layout.positions().items():
+            if name not in out:
+                continue
+            values = numbers[:, j] if column == "inputs" else [None if t is None else t[j] for t in labels]
+            if name in cats:
+                out[name][rows] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                   for v in values]
+            else:
+                out[name][rows] = [_float(v) for v in values] if column == "labels" else values
+    for j, (layout_id, features) in enumerate(zip(layout_ids, found["features"], strict=True)):
+        if isinstance(layout_id, str) or not isinstance(features, str):
+            continue
+        values = json.loads(features)  # a row stored before schema 3: a JSON object
+        for name in names:
+            value = values.get(name)
+            out[name][j] = (None if value is None else str(value)) if name in cats else _float(value)
+    return pd.DataFrame(out, index=found.index)
+
+
+def _float(value: Any) -> float:
+    try:
+        return math.nan if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _bytes(value: Any) -> bytes | None:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return None

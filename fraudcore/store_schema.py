@@ -34,12 +34,12 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE scores ADD COLUMN shadow BOOLEAN DEFAULT false",
         "CREATE INDEX IF NOT EXISTS scores_by_event ON scores (event_id)",
     ],
-    [  # 3: the model inputs as lists (numbers, category labels) with their names once per layout (store_inputs)
+    [  # 3: the model inputs as packed numbers and a JSON list of category labels, with their names once per layout
         """CREATE TABLE IF NOT EXISTS input_layouts (layout_id VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL,
            categorical BOOLEAN[] NOT NULL, created_at TIMESTAMP NOT NULL)""",
         "ALTER TABLE scores ADD COLUMN layout_id VARCHAR",
-        "ALTER TABLE scores ADD COLUMN inputs DOUBLE[]",
-        "ALTER TABLE scores ADD COLUMN labels VARCHAR[]",
+        "ALTER TABLE scores ADD COLUMN inputs BLOB",  # float64 little-endian, NaN when missing (store_inputs)
+        "ALTER TABLE scores ADD COLUMN labels VARCHAR",  # a JSON array, null without categorical inputs
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

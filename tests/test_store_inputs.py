@@ -1,4 +1,4 @@
-"""Model inputs stored as lists with one layout per model (fraudcore.store_inputs): the round trip through a real
+"""Model inputs stored packed with one layout per model (fraudcore.store_inputs): the round trip through a real
 DuckDB file, layouts stored once, rows of a schema-2 file (JSON objects) read beside new ones, tampering refused."""
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def test_layout_id_follows_names_and_kinds() -> None:
     assert len(base.layout_id) == 16 and base.layout_id == Layout(("amount", "channel"), (False, True)).layout_id
     assert base.layout_id != Layout(("amount", "channel"), (False, False)).layout_id
     assert base.layout_id != Layout(("channel", "amount"), (True, False)).layout_id
-    assert base.positions() == {"amount": ("inputs", 1), "channel": ("labels", 1)}
-    assert base.row([float("nan")], ["web"]) == {"amount": None, "channel": "web"}
+    assert base.positions() == {"amount": ("inputs", 0), "channel": ("labels", 0)}
+    assert base.row(np.array([np.nan]).tobytes(), '["web"]') == {"amount": None, "channel": "web"}
     with pytest.raises(FraudcoreError, match="one kind per name"):
         Layout(("a", "b"), (False,))
 
 
-def test_live_inputs_round_trip_as_lists_with_one_layout(tmp_path: Path) -> None:
+def test_live_inputs_round_trip_packed_with_one_layout(tmp_path: Path) -> None:
     ids = [f"e{i:03d}" for i in range(100)]
     x = np.arange(100, dtype=float) / 3
     x[5] = np.nan
@@ -62,12 +62,13 @@ def test_live_inputs_round_trip_as_lists_with_one_layout(tmp_path: Path) -> None
         assert store.commit([live_batch(ids[1:], {k: v[1:] for k, v in inputs.items()})]) == [99]
         store.commit([live_batch(["f000"], {"x": np.array([1.0]), "channel": ["pos"], "n_7d": np.array([2.0])})])
         rows = stored(store, "event_id LIKE 'e%'")
-        raw = store.query("SELECT features, layout_id FROM scores")
+        raw = store.query("SELECT features, layout_id, octet_length(inputs) AS size, labels FROM scores")
         layouts = store.query("SELECT layout_id, names, categorical FROM input_layouts")
     assert rows[5] == {"x": None, "channel": "web", "n_7d": 5.0}  # NaN kept as missing; order of the model
     assert [r["x"] for r in rows[6:9]] == x[6:9].tolist()  # doubles exactly
     assert [r["channel"] for r in rows[:4]] == [None, "web", None, "web"]
     assert raw["features"].isna().all() and raw["layout_id"].nunique() == 1  # no JSON objects any more
+    assert set(raw["size"]) == {16} and raw["labels"].iloc[-1] == '["pos"]'  # two float64s, the label as JSON
     assert len(layouts) == 1 and list(layouts["names"][0]) == ["x", "channel", "n_7d"]
     assert layouts["layout_id"][0] == layout_of(inputs).layout_id
 
