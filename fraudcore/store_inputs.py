@@ -24,7 +24,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.json_text import dumps
@@ -82,21 +81,19 @@ def layout_of(inputs: Mapping[str, Any]) -> Layout:
     return Layout(tuple(inputs), tuple(not isinstance(v, np.ndarray) for v in inputs.values()))
 
 
-def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[pa.Array, pa.Array | None]:
-    """The ``inputs`` (binary: each row's numbers as float64) and ``labels`` (JSON array text, or None without
+def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[list[bytes], list[str] | None]:
+    """The ``inputs`` (each row's numbers as float64 bytes) and ``labels`` (JSON array text, or None without
     categories) columns for ``n`` rows."""
     numeric = [np.asarray(inputs[name], dtype=_F8)
                for name, cat in zip(layout.names, layout.categorical, strict=True) if not cat]
-    m = len(numeric)
-    flat = np.ascontiguousarray(np.column_stack(numeric) if m else np.empty((n, 0)), dtype=_F8)
-    offsets = np.arange(n + 1, dtype=np.int32) * (m * _F8.itemsize)
-    numbers = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(flat.tobytes())])
+    flat = np.ascontiguousarray(np.column_stack(numeric) if numeric else np.empty((n, 0)), dtype=_F8)
+    numbers = [row.tobytes() for row in flat]
     names = [name for name, cat in zip(layout.names, layout.categorical, strict=True) if cat]
     if not names:
         return numbers, None
     texts = [dumps([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row])
              for row in zip(*(inputs[name] for name in names), strict=True)]
-    return numbers, pa.array(texts, pa.string())
+    return numbers, texts
 
 
 def register_layout(con: duckdb.DuckDBPyConnection, layout: Layout, known: set[str], now: datetime) -> None:

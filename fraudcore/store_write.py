@@ -208,13 +208,10 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetim
     layout = layout_of(part.inputs)
     register_layout(con, layout, layouts, now)
     numbers, labels = input_columns(layout, part.inputs, n)
-    table = _arrow({k: v for k, v in columns.items() if k != "scored_at"}, n)
-    table = table.append_column("inputs", numbers)
+    columns.update(layout_id=layout.layout_id, inputs=numbers)
     if labels is not None:
-        table = table.append_column("labels", labels)
-    names = [c for c in part.columns if c != "scored_at"] + ["inputs"] + (["labels"] if labels is not None else [])
-    _scan(con, table, f"INSERT INTO scores ({', '.join(names)}, layout_id, scored_at) SELECT {', '.join(names)}, ?, ? "
-                      "FROM incoming", [layout.layout_id, now])
+        columns["labels"] = labels
+    _insert(con, "scores", columns)
 
 
 def _merge_parts(parts: list[ScoreRows]) -> list[ScoreRows]:
