@@ -215,17 +215,23 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetim
 
 
 def _merge_parts(parts: list[ScoreRows]) -> list[ScoreRows]:
-    """Score parts with their inputs as JSON text and the same columns joined into one (one insert for them)."""
+    """Score parts with the same columns and the same inputs (names and kinds) joined into one: one insert for the
+    group's API requests or pages instead of one each."""
     kinds: dict[tuple, list[ScoreRows]] = {}
-    out = []
     for part in parts:
-        if part.inputs is not None or len(parts) == 1:
-            out.append(part)
-        elif len(part):
-            kinds.setdefault(tuple(part.columns), []).append(part)
-    for names, group in kinds.items():
-        out.append(group[0] if len(group) == 1 else ScoreRows({
-            name: [v for part in group for v in _plain_values(part.columns[name], len(part))] for name in names}))
+        if len(part) or len(parts) == 1:
+            inputs = None if part.inputs is None else \
+                tuple((name, isinstance(v, np.ndarray)) for name, v in part.inputs.items())
+            kinds.setdefault((tuple(part.columns), inputs), []).append(part)
+    out = []
+    for (names, inputs), group in kinds.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        columns = {name: [v for part in group for v in _plain_values(part.columns[name], len(part))] for name in names}
+        out.append(ScoreRows(columns, None if inputs is None else {
+            name: np.concatenate([part.inputs[name] for part in group]) if numeric else
+            [v for part in group for v in part.inputs[name]] for name, numeric in inputs}))
     return out
 
 

@@ -129,3 +129,21 @@ def test_frames_with_inputs_of_two_shapes_keep_both(tmp_path: Path) -> None:
         layouts = store.input_layouts()
     assert rows == [{"x": 1.0, "c": "web"}, {"x": 2.5, "c": 7.0}, {}]
     assert len(layouts) == 2  # 'c' is a category in one row and a number in the other
+
+
+def test_a_group_of_batches_inserts_its_scores_once_per_layout(tmp_path: Path, monkeypatch) -> None:
+    import fraudcore.store_write as store_write
+
+    inserts = []
+    real = store_write._insert
+    monkeypatch.setattr(store_write, "_insert", lambda con, table, columns: (inserts.append(table),
+                                                                              real(con, table, columns)))
+    same = [live_batch([f"{k}-{i}" for i in range(3)], {"x": np.arange(3.0) + k, "c": ["a", None, str(k)]})
+            for k in range(3)]
+    other = live_batch(["z-0"], {"x": np.array([9.0])})  # another model's layout
+    with Store.open(tmp_path / "wb.duckdb", keys=KEYS) as store:
+        assert store.commit([*same, other]) == [3, 3, 3, 1]
+        rows = dict(zip(store.query("SELECT event_id FROM scores ORDER BY event_id")["event_id"], stored(store),
+                        strict=True))
+    assert inserts.count("scores") == 2  # the three API-sized batches together, the other layout apart
+    assert rows["2-2"] == {"x": 4.0, "c": "2"} and rows["1-1"] == {"x": 2.0, "c": None} and rows["z-0"] == {"x": 9.0}
