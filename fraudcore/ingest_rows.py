@@ -59,7 +59,7 @@ class ScoredColumns:
                 for j, (i, s, t, row) in enumerate(zip(self.ids, self.scores.tolist(), self.tiers, rows, strict=True))]
 
     def score_rows(self, shadow: bool = False) -> ScoreRows:
-        """The rows to store, with their inputs as columns (stored as lists: ``fraudcore.store_inputs``)."""
+        """The rows to store, with their inputs as columns (stored packed: ``fraudcore.store_inputs``)."""
         reasons = [json.dumps(self.reasons[j], default=_plain) if j in self.reasons else "[]"
                    for j in range(len(self))]
         columns = {"event_id": [str(i) for i in self.ids], "model_id": self.model_id, "score": self.scores,

@@ -2,8 +2,8 @@
 and feed cursors, for one batch or a group of batches committed in ONE transaction (idempotent on event id).
 
 ``WriteBatch`` is what the live path hands the store writer; ``batch_from_frames`` builds one from the DataFrames of
-``Store.write_batch``. Small groups bind their values; larger ones are scanned by DuckDB from Arrow tables, which
-also takes the model inputs as list columns (``fraudcore.store_inputs``).
+``Store.write_batch``. Small groups bind their values; larger ones are scanned by DuckDB from Arrow tables. The model
+inputs go packed, their names once per layout (``fraudcore.store_inputs``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ LOOKUP_ROWS = 16  # up to this many ids are looked up in the primary key's index
 class ScoreRows:
     """Score rows of one model: equal-length ``columns`` event_id, model_id, score, tier, reasons (JSON text), shadow
     (and optionally scored_at, features as JSON text); or the model inputs as ``inputs`` columns (name -> float array,
-    or a list of texts for a category, in the model's order) that the commit writes as lists (``store_inputs``)."""
+    or a list of texts for a category, in the model's order) that the commit packs (``store_inputs``)."""
 
     columns: dict[str, Any]
     inputs: dict[str, Any] | None = None
