@@ -123,8 +123,12 @@ class Store:
         """Write ``batches`` (see ``fraudcore.store_write``) in ONE transaction; the events newly stored per batch.
         ``on_commit(before, after)`` runs once it committed, as ``generation`` moves, under the generation lock.
         ``trusted``: no event is stored yet (else duckdb.ConstraintException and nothing written)."""
+        registered: set[str] = set()
         with self.transaction(events_changed=any(len(b) for b in batches), on_commit=on_commit) as con:
-            return commit_batches(con, batches, _utcnow(), trusted=trusted, layouts=self._layouts_stored)
+            counts = commit_batches(con, batches, _utcnow(), trusted=trusted, layouts=self._layouts_stored,
+                                    registered=registered)
+        self._layouts_stored |= registered  # committed: not looked up again
+        return counts
 
     def input_layouts(self) -> dict[str, Layout]:
         """Every input layout stored (``fraudcore.store_inputs``), by id."""

@@ -44,22 +44,20 @@ def frames_batch(events: pd.DataFrame, scores: pd.DataFrame | None, keys: EventK
                        [raw[p] for p in keep],
                        {e: ids_of(kept[e]) for e in keys.entities if e in kept.columns})
     if scores is not None and len(scores):
+        columns, batch.scores = _score_rows(scores)
         amounts = dict(zip(batch.event_id, batch.amount.tolist(), strict=True))
-        for part in _score_rows(scores):
-            batch.scores.append(part)
-            for event_id, tier, score, shadow in zip(part.columns["event_id"], part.columns["tier"],
-                                                     part.columns["score"].tolist(), part.columns["shadow"].tolist(),
-                                                     strict=True):
-                if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
-                    for name, value in zip(("event_id", "tier", "risk", "amount"),
-                                           (event_id, tier, float(score), amounts.get(event_id)), strict=True):
-                        batch.cases[name].append(value)
+        for event_id, tier, score, shadow in zip(columns["event_id"], columns["tier"], columns["score"].tolist(),
+                                                 columns["shadow"].tolist(), strict=True):  # the frame's order
+            if not shadow and tier in case_tiers and event_id not in batch.cases["event_id"]:
+                for name, value in zip(("event_id", "tier", "risk", "amount"),
+                                       (event_id, tier, float(score), amounts.get(event_id)), strict=True):
+                    batch.cases[name].append(value)
     return batch
 
 
-def _score_rows(scores: pd.DataFrame) -> list[ScoreRows]:
-    """Score rows from a frame, ready to insert: one part per layout of their ``features`` (dicts or JSON objects
-    of model inputs; text values are categories), and one for the rows without."""
+def _score_rows(scores: pd.DataFrame) -> tuple[dict[str, Any], list[ScoreRows]]:
+    """Score rows from a frame: their columns, and the parts to insert, one per layout of their ``features`` (dicts
+    or JSON objects of model inputs; values that are not numbers are categories), one for the rows without."""
     missing = {"event_id", "model_id", "score"} - set(scores.columns)
     if missing:
         raise FraudcoreError(f"the scores need columns event_id, model_id and score; missing {sorted(missing)}")
@@ -80,6 +78,7 @@ def _score_rows(scores: pd.DataFrame) -> list[ScoreRows]:
         if not isinstance(inputs, Mapping):
             groups.setdefault((), []).append(j)
             continue
+        inputs = rows[j] = {name: None if is_missing(value) else value for name, value in inputs.items()}
         kinds = tuple((name, not (value is None or _is_number(value))) for name, value in inputs.items())
         groups.setdefault(kinds, []).append(j)
     parts = []
@@ -89,7 +88,7 @@ def _score_rows(scores: pd.DataFrame) -> list[ScoreRows]:
         inputs = {name: [_text(rows[j][name]) for j in members] if categorical else
                   np.array([_number(rows[j][name]) for j in members], dtype=float) for name, categorical in kinds}
         parts.append(ScoreRows(part, inputs if kinds else None))
-    return parts
+    return columns, parts
 
 
 def _is_number(value: Any) -> bool:

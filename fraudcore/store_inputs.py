@@ -7,8 +7,8 @@ Why not a DOUBLE[] list: DuckDB's WAL writes ~28 KB per row of a 70-value list a
 live path's small commits), 50× the values themselves; a BLOB is written as its bytes (scratch figures in
 docs/benchmarks.md).
 
-Rows stored before schema 3, and rows given as DataFrames (``Store.write_batch``), keep a JSON object in
-``scores.features``; ``input_rows`` reads both kinds, so every reader sees ``{name: value}`` in the model's order.
+Rows stored before schema 3 keep a JSON object in ``scores.features``; ``input_rows`` and ``input_frame`` read both
+kinds, so every reader sees ``{name: value}`` in the model's order.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,7 +86,8 @@ def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[li
     categories) columns for ``n`` rows."""
     numeric = [np.asarray(inputs[name], dtype=_F8)
                for name, cat in zip(layout.names, layout.categorical, strict=True) if not cat]
-    flat = np.ascontiguousarray(np.column_stack(numeric) if numeric else np.empty((n, 0)), dtype=_F8)
+    flat = np.array(np.column_stack(numeric) if numeric else np.empty((n, 0)), dtype=_F8, order="C")
+    flat[~np.isfinite(flat)] = np.nan  # ±inf is no measurement either (the JSON rows kept null)
     numbers = [row.tobytes() for row in flat]
     names = [name for name, cat in zip(layout.names, layout.categorical, strict=True) if cat]
     if not names:
@@ -96,12 +97,15 @@ def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[li
     return numbers, texts
 
 
-def register_layout(con: duckdb.DuckDBPyConnection, layout: Layout, known: set[str], now: datetime) -> None:
-    """Store ``layout`` in the caller's transaction unless it is there; ``known`` caches ids seen committed."""
-    if layout.layout_id in known:
+def register_layout(con: duckdb.DuckDBPyConnection, layout: Layout, known: Set[str], registered: set[str],
+                    now: datetime) -> None:
+    """Store ``layout`` in the caller's transaction unless it is there. ``known``: ids of committed layouts (not
+    asked again); ``registered`` collects the ids this transaction found or stored, for the caller to add to its
+    ``known`` once the transaction has committed (a rolled-back insert must not be remembered)."""
+    if layout.layout_id in known or layout.layout_id in registered:
         return
+    registered.add(layout.layout_id)
     if con.execute("SELECT 1 FROM input_layouts WHERE layout_id = ?", [layout.layout_id]).fetchall():
-        known.add(layout.layout_id)  # committed by an earlier transaction: never asked again
         return
     con.execute("INSERT INTO input_layouts VALUES (?, ?, ?, ?)",
                 [layout.layout_id, list(layout.names), list(layout.categorical), now])
@@ -163,9 +167,9 @@ def input_frame(layouts: Mapping[str, Layout], found: pd.DataFrame, names: Seque
             if name not in out:
                 continue
             values = numbers[:, j] if column == "inputs" else [None if t is None else t[j] for t in labels]
-            if name in cats:
-                out[name][rows] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                                   for v in values]
+            if name in cats:  # a category stored as a number: its text as the model's levels write it
+                out[name][rows] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else
+                                   str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
             else:
                 out[name][rows] = [_float(v) for v in values] if column == "labels" else values
     for j, (layout_id, features) in enumerate(zip(layout_ids, found["features"], strict=True)):

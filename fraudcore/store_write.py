@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ LOOKUP_ROWS = 16  # up to this many ids are looked up in the primary key's index
 @dataclass
 class ScoreRows:
     """Score rows of one model: equal-length ``columns`` event_id, model_id, score, tier, reasons (JSON text), shadow
-    (and optionally scored_at, features as JSON text); or the model inputs as ``inputs`` columns (name -> float array,
+    (and optionally scored_at), and optionally the model inputs as ``inputs`` columns (name -> float array,
     or a list of texts for a category, in the model's order) that the commit packs (``store_inputs``)."""
 
     columns: dict[str, Any]
@@ -70,14 +70,15 @@ class WriteBatch:
 
 
 def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch], now: datetime, *,
-                   trusted: bool = False, layouts: set[str] | None = None) -> list[int]:
+                   trusted: bool = False, layouts: Set[str] = frozenset(),
+                   registered: set[str] | None = None) -> list[int]:
     """Insert ``batches`` inside the caller's transaction: events not stored yet (the first of an id wins), then the
     entity keys, scores and cases of those only, rejects not kept before, and each feed's last cursor. Returns the
     events newly stored per batch. ``trusted``: the caller checked that no event is stored yet (the live path's
     recent history knows); a stored one then fails the insert (duckdb.ConstraintException) instead of costing a
-    lookup every time, and the caller writes again untrusted. ``layouts``: input layout ids known to be stored
-    (``store_inputs.register_layout`` adds to it)."""
-    layouts = set() if layouts is None else layouts
+    lookup every time, and the caller writes again untrusted. ``layouts``: input layout ids known to be committed;
+    ``registered`` collects those this transaction found or stored (``store_inputs.register_layout``)."""
+    registered = set() if registered is None else registered
     merged, owner = _merge(batches)
     fresh = _insert_events(con, merged, now, trusted)
     counts = [0] * len(batches)
@@ -88,7 +89,7 @@ def commit_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch]
         _insert_entities(con, merged if keep is None else merged.take_ids(keep))
         parts = [p if keep is None else p.take(_in(p.columns["event_id"], keep)) for b in batches for p in b.scores]
         for part in _merge_parts(parts):
-            _insert_scores(con, part, now, layouts)
+            _insert_scores(con, part, now, layouts, registered)
         cases = [c for b in batches for c in _case_rows(b) if keep is None or c[0] in keep]
         _insert(con, "cases", {"event_id": [c[0] for c in cases], "tier": [c[1] for c in cases],
                                "risk": [c[2] for c in cases], "amount": [c[3] for c in cases], "opened_at": now})
@@ -197,7 +198,8 @@ def _insert_entities(con: duckdb.DuckDBPyConnection, ev: _Events) -> None:
     _insert(con, "event_entities", {"entity_key": keys, "event_time": ev.times[rows], "event_id": _pick(ev.ids, rows)})
 
 
-def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetime, layouts: set[str]) -> None:
+def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetime, layouts: Set[str],
+                   registered: set[str]) -> None:
     n = len(part)
     if not n:
         return
@@ -206,7 +208,7 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, part: ScoreRows, now: datetim
         _insert(con, "scores", columns)
         return
     layout = layout_of(part.inputs)
-    register_layout(con, layout, layouts, now)
+    register_layout(con, layout, layouts, registered, now)
     numbers, labels = input_columns(layout, part.inputs, n)
     columns.update(layout_id=layout.layout_id, inputs=numbers)
     if labels is not None:

@@ -62,13 +62,14 @@ def test_live_inputs_round_trip_packed_with_one_layout(tmp_path: Path) -> None:
         assert store.commit([live_batch(ids[1:], {k: v[1:] for k, v in inputs.items()})]) == [99]
         store.commit([live_batch(["f000"], {"x": np.array([1.0]), "channel": ["pos"], "n_7d": np.array([2.0])})])
         rows = stored(store, "event_id LIKE 'e%'")
-        raw = store.query("SELECT features, layout_id, octet_length(inputs) AS size, labels FROM scores")
+        raw = store.query("SELECT features, layout_id, octet_length(inputs) AS size, labels FROM scores "
+                          "ORDER BY event_id")
         layouts = store.query("SELECT layout_id, names, categorical FROM input_layouts")
     assert rows[5] == {"x": None, "channel": "web", "n_7d": 5.0}  # NaN kept as missing; order of the model
     assert [r["x"] for r in rows[6:9]] == x[6:9].tolist()  # doubles exactly
     assert [r["channel"] for r in rows[:4]] == [None, "web", None, "web"]
     assert raw["features"].isna().all() and raw["layout_id"].nunique() == 1  # no JSON objects any more
-    assert set(raw["size"]) == {16} and raw["labels"].iloc[-1] == '["pos"]'  # two float64s, the label as JSON
+    assert set(raw["size"]) == {16} and raw["labels"].iloc[-1] == '["pos"]'  # two float64s; f000's label as JSON
     assert len(layouts) == 1 and list(layouts["names"][0]) == ["x", "channel", "n_7d"]
     assert layouts["layout_id"][0] == layout_of(inputs).layout_id
 
@@ -147,3 +148,30 @@ def test_a_group_of_batches_inserts_its_scores_once_per_layout(tmp_path: Path, m
                         strict=True))
     assert inserts.count("scores") == 2  # the three API-sized batches together, the other layout apart
     assert rows["2-2"] == {"x": 4.0, "c": "2"} and rows["1-1"] == {"x": 2.0, "c": None} and rows["z-0"] == {"x": 9.0}
+
+
+def test_a_layout_stored_by_a_rolled_back_transaction_is_stored_again(tmp_path: Path) -> None:
+    inputs = {"x": np.array([1.0]), "c": ["a"]}
+    batch = live_batch(["a"], inputs, tier="high")
+    apart = live_batch(["a"], inputs).scores[0]
+    apart.columns["scored_at"] = [T0]  # other columns: not merged, so the layout is met twice in the transaction
+    batch.scores.append(apart)
+    batch.cases = {name: values * 2 for name, values in batch.cases.items()}  # one case twice: the insert fails
+    with Store.open(tmp_path / "wb.duckdb", keys=KEYS) as store:
+        with pytest.raises(duckdb.ConstraintException):
+            store.commit([batch])
+        assert store.input_layouts() == {}  # rolled back with the rest
+        store.commit([live_batch(["b"], {"x": np.array([np.inf]), "c": ["b"]})])
+        assert stored(store) == [{"x": None, "c": "b"}]  # its layout stored after all; inf kept as missing
+
+
+def test_frames_keep_missing_markers_and_categories_given_as_numbers(tmp_path: Path) -> None:
+    events = pd.DataFrame({"event_id": ["a", "b"], "event_time": [T0] * 2, "customer_id": [1, 2]})
+    scores = pd.DataFrame({"event_id": ["a", "b"], "model_id": "m1", "score": [0.1, 0.2],
+                           "features": [{"x": pd.NA, "mcc": 5411}, {"x": 2.0, "mcc": 7995}]})
+    with Store.open(tmp_path / "wb.duckdb", keys=KEYS) as store:
+        store.write_batch(events, scores)
+        rows = stored(store)
+        live = monitor.live_inputs(store, "m1", ["x", "mcc"], T0, T0, categorical=["mcc"])
+    assert rows == [{"x": None, "mcc": 5411.0}, {"x": 2.0, "mcc": 7995.0}]
+    assert sorted(live["mcc"]) == ["5411", "7995"]  # as the model's category levels write them, not '5411.0'
