@@ -21,13 +21,14 @@ from fraudcore.feed import FeedHandle, FeedOptions, ensure_feed
 from fraudcore.poller import PollerController, start_poller
 from fraudcore.store import Store
 
-__all__ = ["EXCERPT_CHARS", "MAX_RATE", "TIERS", "LiveStatus", "error_advice", "feed_options", "live_status",
-           "live_totals", "quarantine_count", "quarantine_page", "quarantine_reasons", "quarantine_sources",
-           "seed_history", "start_live", "stop_live", "storage_line", "tier_minutes"]
+__all__ = ["EXCERPT_CHARS", "MAX_RATE", "STALLED_AFTER", "TIERS", "LiveStatus", "error_advice", "feed_options",
+           "live_status", "live_totals", "quarantine_count", "quarantine_page", "quarantine_reasons",
+           "quarantine_sources", "seed_history", "start_live", "stop_live", "storage_line", "tier_minutes"]
 
 TIERS = ("high", "medium", "low")
 EXCERPT_CHARS = 160
 MAX_RATE = 50_000.0
+STALLED_AFTER = 3  # failed tries in a row after which the Live page says the poller is stalled
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class LiveStatus:
     def running(self) -> bool:
         """Whether a poller thread runs now."""
         return bool(self.poller and self.poller.get("running"))
+
+    @property
+    def stalled(self) -> bool:
+        """The poller runs but its last ``STALLED_AFTER`` tries all failed: nothing new is being stored."""
+        return self.running and int((self.poller or {}).get("failing") or 0) >= STALLED_AFTER
 
     @property
     def total_reached(self) -> bool:
@@ -203,6 +209,10 @@ def error_advice(error: str | None) -> str | None:
         return "The URL answers, but not as a feed (GET /events with an 'events' list and a 'next' cursor)."
     if "modelartifact" in text or "champion" in text:
         return "The champion model could not be used; check it on the Compare & thresholds page, then start again."
+    if "did not take a page" in text:
+        return ("The store refuses the poller's pages, so nothing new is stored; each try reads again from the last "
+                "stored cursor, so nothing is lost or doubled. The error after 'did not take a page' says why: fix "
+                "that (e.g. disk full, or a model the store cannot take), then stop and start the poller.")
     if "storebusy" in text or "is held by" in text:
         return "Another process holds the workbench database; stop it (e.g. a CLI `poll`) and start again."
     return "The poller counted the error and retries with backoff; if it repeats, stop, check the feed, start again."

@@ -213,8 +213,8 @@ class Poller:
         return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (self._failures - 1)))
 
     def status(self) -> dict:
-        """Counts, throughput over the last 10 s, lag behind the feed (events it could send now), the cursor and the
-        last error."""
+        """Counts, throughput over the last 10 s, lag behind the feed (events it could send now), the cursor, the
+        last error and ``failing``: how many tries in a row have failed (0 once one succeeds)."""
         now = time.monotonic()
         with self._lock:
             while self._recent and now - self._recent[0][0] > 10:
@@ -223,7 +223,7 @@ class Poller:
         window = min(10.0, max(now - self.started, 1e-9))
         return {"feed": self.name, "url": self.url, "cursor": self.cursor, **counts,
                 "events_per_s": round(recent / window, 1), "lag": self.lag,
-                "by_tier": dict(self.by_tier), "last_error": self.last_error,
+                "by_tier": dict(self.by_tier), "last_error": self.last_error, "failing": self._failures,
                 "seconds": round(now - self.started, 2)}
 
 

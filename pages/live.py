@@ -41,7 +41,8 @@ def live_status(window: int, alerts_only: bool) -> None:
     if poller is None:
         st.info("The poller is not running. Pick a feed above and press **Start**.")
     else:
-        state = ":green-badge[Running]" if status.running else ":gray-badge[Stopped]"
+        state = ":red-badge[Stalled]" if status.stalled else ":green-badge[Running]" if status.running else \
+            ":gray-badge[Stopped]"
         feed = f"`{poller['feed']}`" if poller["feed"] else "(not reached yet)"
         cursor = f"`{poller['cursor']}`" if poller["cursor"] else "none yet"
         st.markdown(f"{state} · feed {feed} at {poller['url']} · cursor {cursor}")
@@ -63,8 +64,11 @@ def live_status(window: int, alerts_only: bool) -> None:
             st.caption(storage, help="Each commit waits for the disk to confirm the write (fsync); a slow disk shows "
                                      "in the longest commits, and events wait behind them")
         if poller["last_error"]:
-            st.warning(f"**Last error:** {poller['last_error']}  \n**What to do:** "
-                       f"{live_view.error_advice(poller['last_error'])}")
+            alert = st.error if status.stalled else st.warning
+            stalled = f"**Stalled:** the last {poller['failing']} tries failed and nothing new is stored.  \n" \
+                if status.stalled else ""
+            alert(f"{stalled}**Last error:** {poller['last_error']}  \n**What to do:** "
+                  f"{live_view.error_advice(poller['last_error'])}")
         if status.total_reached:
             st.info(f"The embedded feed has sent all {status.feed_options.total:,} events it was asked for (counted "
                     "from its start). Raise **Events in all** (or set 0 for endless) and start again for more.")

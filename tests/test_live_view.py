@@ -62,10 +62,18 @@ def test_feed_options_from_the_page_fields():
     ("FeedError: the feed at http://h:1 answered /events with something that is not JSON", "not as a feed"),
     ("ModelArtifactError: no champion model is set", "champion model could not be used"),
     ("StoreBusyError: the workbench store x is held by process 12", "Another process holds"),
+    ("FeedError: the store did not take a page (IOException: No space left on device); reading again from cursor 9",
+     "The store refuses the poller's pages"),
     ("ValueError: something else", "counted the error and retries"),
 ])
 def test_each_poller_error_comes_with_what_to_do(error, advice):
     assert advice in live_view.error_advice(error)
+
+
+@pytest.mark.parametrize(("running", "failing", "stalled"), [(True, 3, True), (True, 2, False), (False, 9, False)])
+def test_a_running_poller_whose_last_tries_all_failed_is_stalled(running, failing, stalled):
+    status = live_view.LiveStatus(poller={"running": running, "failing": failing}, feed_url=None, feed_options=None)
+    assert status.stalled is stalled and live_view.STALLED_AFTER == 3
 
 
 def test_no_error_no_advice():

@@ -99,7 +99,7 @@ def test_errors_are_counted_and_retried_until_the_feed_comes_back(workbench, tra
     thread.start()
     while poller.counts["errors"] < 3:  # nothing listens yet: connection refused, counted, retried
         thread.join(0.05)
-    assert "did not answer" in poller.last_error
+    assert "did not answer" in poller.last_error and poller.status()["failing"] >= 3  # in a row
     feed = _feed(trained, FeedOptions(total=1000, error_rate=0.3, delay_ms=5, seed=9), port=port)
     try:
         thread.join(60)
@@ -108,6 +108,7 @@ def test_errors_are_counted_and_retried_until_the_feed_comes_back(workbench, tra
         feed.stop()
     assert not thread.is_alive() and done["stored"] == 1000 == workbench.store().stats()["events"]
     assert done["errors"] >= 3 + feed.stats()["errors_sent"]
+    assert done["failing"] == 0  # the feed answered again: no longer failing
 
 
 def test_controller_runs_in_the_app_and_a_refusing_feed_stops_it(workbench, trained):

@@ -176,6 +176,9 @@ def test_an_unreachable_feed_is_counted_with_what_to_do_and_a_bad_url_is_refused
     assert "did not answer" in at.main.warning[0].value and "**What to do:** The feed cannot be reached" in \
         at.main.warning[0].value
     assert int(metrics(at)["Errors"]) >= 1 and metrics(at)["Stored"] == "0"
+    at = run_until(at, lambda a: len(a.main.error) > 0, "the stalled state")  # three failed tries in a row
+    assert at.main.error[0].value.startswith("**Stalled:** the last ") and "nothing new is stored" in \
+        at.main.error[0].value and "Stalled" in at.main.markdown[0].value
     at.button(key="live_stop").click().run()
     assert at.success[0].value.startswith("Stopped.") and not runtime.current().services["poller"].running
 
