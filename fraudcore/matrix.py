@@ -111,7 +111,7 @@ class MatrixSpec(BaseModel):
             for j, column in enumerate(self.numeric):
                 out[i, j] = _float_value(row[column], column)
             for j, column in enumerate(self.categorical, start=self.n_numeric):
-                out[i, j] = codes[column].get(_text_value(row[column]), np.nan)
+                out[i, j] = codes[column].get(category_text(row[column]), np.nan)
         return out
 
     def codes(self) -> dict[str, dict[str, int]]:
@@ -234,12 +234,13 @@ def _as_text(s: pd.Series) -> pd.Series:
         if np.array_equal(finite, np.round(finite)):
             s = s.astype("Int64")
     if s.dtype == object:
-        return s.map(_text_value, na_action="ignore").astype("string")
+        return s.map(category_text, na_action="ignore").astype("string")
     return s.astype("string")
 
 
-def _text_value(value: Any) -> str | None:
-    """One category value as text, the same way ``_as_text`` writes a column; None when missing."""
+def category_text(value: Any) -> str | None:
+    """One category value as text, the same way ``_as_text`` writes a column (the store keeps labels so too); None
+    when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     if isinstance(value, float | np.floating) and float(value).is_integer():

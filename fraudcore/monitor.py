@@ -59,8 +59,8 @@ def live_inputs(store: Store, model_id: str, names: list[str], since: datetime, 
     """The stored model inputs (numbers as floats, ``categorical`` ones as text) of the model's scored events in
     the window, at most ``max_rows`` of them (a seeded reservoir sample)."""
     found = store.query(
-        f"SELECT * FROM (SELECT {', '.join('s.' + c for c in INPUT_COLUMNS.split(', '))} FROM scores s "
-        f"JOIN events e USING (event_id) WHERE s.model_id = ? AND {HAS_INPUTS} AND e.event_time BETWEEN ? AND ?) "
+        f"SELECT * FROM (SELECT {INPUT_COLUMNS} FROM scores s JOIN events e USING (event_id) "
+        f"WHERE s.model_id = ? AND {HAS_INPUTS} AND e.event_time BETWEEN ? AND ?) "
         f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (7)", [model_id, since, until])
     return store.input_frame(found, names, categorical).reset_index(drop=True)
 

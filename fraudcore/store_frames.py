@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fraudcore.errors import FraudcoreError
+from fraudcore.matrix import category_text
 from fraudcore.store_write import CASE_TIERS, ScoreRows, WriteBatch
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def _score_rows(scores: pd.DataFrame) -> tuple[dict[str, Any], list[ScoreRows]]:
     for kinds, members in groups.items():
         picked = np.array(members, dtype=np.int64)
         part = {k: v[picked] if isinstance(v, np.ndarray) else [v[j] for j in members] for k, v in columns.items()}
-        inputs = {name: [_text(rows[j][name]) for j in members] if categorical else
+        inputs = {name: [category_text(rows[j][name]) for j in members] if categorical else
                   np.array([_number(rows[j][name]) for j in members], dtype=float) for name, categorical in kinds}
         parts.append(ScoreRows(part, inputs if kinds else None))
     return columns, parts
@@ -98,9 +99,6 @@ def _is_number(value: Any) -> bool:
 def _number(value: Any) -> float:
     return math.nan if value is None or not math.isfinite(value) else float(value)
 
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) or value is None else str(value)
 
 
 def _int_or_none(value: Any) -> int | None:

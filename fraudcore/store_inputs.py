@@ -27,13 +27,15 @@ import pandas as pd
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.json_text import dumps
+from fraudcore.matrix import category_text
 
 __all__ = ["HAS_INPUTS", "INPUT_COLUMNS", "Layout", "input_columns", "input_frame", "input_rows", "layout_of",
            "read_layouts", "register_layout"]
 
 _F8 = np.dtype("<f8")
 
-INPUT_COLUMNS = "features, layout_id, inputs, labels"  # what a query selects from scores for ``input_rows``
+_INPUT_NAMES = ("features", "layout_id", "inputs", "labels")
+INPUT_COLUMNS = ", ".join(_INPUT_NAMES)  # what a query selects from scores for ``input_rows`` / ``input_frame``
 HAS_INPUTS = "(features IS NOT NULL OR inputs IS NOT NULL)"  # a score row that kept its model inputs
 
 
@@ -92,8 +94,7 @@ def input_columns(layout: Layout, inputs: Mapping[str, Any], n: int) -> tuple[li
     names = [name for name, cat in zip(layout.names, layout.categorical, strict=True) if cat]
     if not names:
         return numbers, None
-    texts = [dumps([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row])
-             for row in zip(*(inputs[name] for name in names), strict=True)]
+    texts = [dumps([category_text(v) for v in row]) for row in zip(*(inputs[name] for name in names), strict=True)]
     return numbers, texts
 
 
@@ -124,25 +125,20 @@ def read_layouts(con: duckdb.DuckDBPyConnection) -> dict[str, Layout]:
     return out
 
 
-def input_rows(layouts: Mapping[str, Layout], found: pd.DataFrame, drop: bool = True) -> list[dict[str, Any]]:
+def input_rows(layouts: Mapping[str, Layout], found: pd.DataFrame) -> list[dict[str, Any]]:
     """Each row's model inputs ``{name: value}`` from the ``INPUT_COLUMNS`` of ``found`` ({} where none were kept);
-    ``drop`` removes those columns from ``found``."""
+    those columns are removed from ``found``."""
     out = []
     for features, layout_id, numbers, labels in zip(found["features"], found["layout_id"], found["inputs"],
                                                     found["labels"], strict=True):
         if isinstance(layout_id, str):
-            layout = layouts.get(layout_id)
-            if layout is None:
-                raise FraudcoreError(f"a stored score names the input layout {layout_id!r}, which the store does not "
-                                     "hold; the file was edited outside the workbench")
-            out.append(layout.row(_bytes(numbers), labels if isinstance(labels, str) else None))
+            out.append(_layout(layouts, layout_id).row(_bytes(numbers), labels if isinstance(labels, str) else None))
         elif isinstance(features, str):
             out.append(json.loads(features))
         else:
             out.append({})
-    if drop:
-        for column in INPUT_COLUMNS.split(", "):
-            del found[column]
+    for column in _INPUT_NAMES:
+        del found[column]
     return out
 
 
@@ -155,10 +151,7 @@ def input_frame(layouts: Mapping[str, Layout], found: pd.DataFrame, names: Seque
     out = {name: np.full(n, None, dtype=object) if name in cats else np.full(n, np.nan) for name in names}
     layout_ids = found["layout_id"].to_numpy(dtype=object)
     for layout_id in {i for i in layout_ids if isinstance(i, str)}:
-        layout = layouts.get(layout_id)
-        if layout is None:
-            raise FraudcoreError(f"a stored score names the input layout {layout_id!r}, which the store does not "
-                                 "hold; the file was edited outside the workbench")
+        layout = _layout(layouts, layout_id)
         rows = np.flatnonzero(layout_ids == layout_id)
         packed = [_bytes(b) or b"" for b in found["inputs"].to_numpy(dtype=object)[rows]]
         numbers = np.frombuffer(b"".join(packed), _F8).reshape(len(rows), layout.n_numbers)
@@ -167,9 +160,8 @@ def input_frame(layouts: Mapping[str, Layout], found: pd.DataFrame, names: Seque
             if name not in out:
                 continue
             values = numbers[:, j] if column == "inputs" else [None if t is None else t[j] for t in labels]
-            if name in cats:  # a category stored as a number: its text as the model's levels write it
-                out[name][rows] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else
-                                   str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+            if name in cats:  # also a category stored as a number: its text as the model's levels write it
+                out[name][rows] = [category_text(v) for v in values]
             else:
                 out[name][rows] = [_float(v) for v in values] if column == "labels" else values
     for j, (layout_id, features) in enumerate(zip(layout_ids, found["features"], strict=True)):
@@ -178,8 +170,16 @@ def input_frame(layouts: Mapping[str, Layout], found: pd.DataFrame, names: Seque
         values = json.loads(features)  # a row stored before schema 3: a JSON object
         for name in names:
             value = values.get(name)
-            out[name][j] = (None if value is None else str(value)) if name in cats else _float(value)
+            out[name][j] = category_text(value) if name in cats else _float(value)
     return pd.DataFrame(out, index=found.index)
+
+
+def _layout(layouts: Mapping[str, Layout], layout_id: str) -> Layout:
+    layout = layouts.get(layout_id)
+    if layout is None:
+        raise FraudcoreError(f"a stored score names the input layout {layout_id!r}, which the store does not hold; "
+                             "the file was edited outside the workbench")
+    return layout
 
 
 def _float(value: Any) -> float:

@@ -222,18 +222,18 @@ def _merge_parts(parts: list[ScoreRows]) -> list[ScoreRows]:
     kinds: dict[tuple, list[ScoreRows]] = {}
     for part in parts:
         if len(part) or len(parts) == 1:
-            inputs = None if part.inputs is None else \
-                tuple((name, isinstance(v, np.ndarray)) for name, v in part.inputs.items())
-            kinds.setdefault((tuple(part.columns), inputs), []).append(part)
+            layout = None if part.inputs is None else layout_of(part.inputs)
+            kinds.setdefault((tuple(part.columns), layout), []).append(part)
     out = []
-    for (names, inputs), group in kinds.items():
+    for (names, layout), group in kinds.items():
         if len(group) == 1:
             out.append(group[0])
             continue
         columns = {name: [v for part in group for v in _plain_values(part.columns[name], len(part))] for name in names}
-        out.append(ScoreRows(columns, None if inputs is None else {
-            name: np.concatenate([part.inputs[name] for part in group]) if numeric else
-            [v for part in group for v in part.inputs[name]] for name, numeric in inputs}))
+        out.append(ScoreRows(columns, None if layout is None else {
+            name: [v for part in group for v in part.inputs[name]] if categorical else
+            np.concatenate([part.inputs[name] for part in group])
+            for name, categorical in zip(layout.names, layout.categorical, strict=True)}))
     return out
 
 
