@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -31,7 +32,7 @@ from fraudcore.errors import FraudcoreError, ModelArtifactError
 from fraudcore.ingest import prepare, submit
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
 
-__all__ = ["ENV_API_WRITE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ApiError", "api_routes",
+__all__ = ["ENV_API_WRITE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_EVENTS", "ROUTES", "ApiError", "api_routes",
            "check_content_type", "check_key", "parse_events", "read_body", "score_and_store", "write_mode"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
@@ -40,6 +41,7 @@ JSON_TYPE = "application/json"
 REASONS_PER_EVENT = 3
 ALL_TIERS = ("low", "medium", "high")  # the API explains every event, not only alerts
 ENV_API_WRITE = "FRAUDCORE_API_WRITE"  # async (default): answer, then commit; sync: commit, then answer
+ROUTES = {"/api/health": ("GET", "HEAD"), "/api/score": ("POST",), "/api/models/champion": ("GET", "HEAD")}
 ASYNC_LINGER_S = 0.05  # async: the writer may hold an answered request's events this long to commit several at once
 _KEY_HINT = ("send it in the X-API-Key header (or 'Authorization: Bearer KEY'); the server's key is FRAUDCORE_API_KEY "
              "or api_key in .streamlit/secrets.toml")
@@ -83,7 +85,7 @@ async def score(request: Request) -> JSONResponse:
         check_key(request, workbench.api_key)
         check_content_type(request)
         events, single = parse_events(await read_body(request))
-        results, model_id = await run_in_threadpool(score_and_store, workbench, events)
+        results, model_id = await run_in_threadpool(score_and_store, workbench, events, single)
     except ApiError as exc:
         return exc.response()
     except ClientDisconnect:  # the client left mid-body: nothing scored, nobody to answer
@@ -112,11 +114,33 @@ async def champion(request: Request) -> JSONResponse:
     })
 
 
+async def not_found(request: Request) -> JSONResponse:
+    """Any other /api/* path, whatever the method: 404 naming the routes there are."""
+    return ApiError(404, "not_found", f"there is no {request.url.path}; the API serves {', '.join(ROUTES)}").response()
+
+
 def api_routes() -> list[Route]:
-    """Every /api/* route of the workbench."""
-    return [Route("/api/health", health, methods=["GET"]),
-            Route("/api/score", score, methods=["POST"]),
-            Route("/api/models/champion", champion, methods=["GET"])]
+    """Every /api/* route of the workbench. Each path answers every method (another method than its own gets a JSON
+    405 with ``Allow``, not the page Streamlit would serve for a GET), and any other /api/* path a JSON 404."""
+    handlers = {"/api/health": health, "/api/score": score, "/api/models/champion": champion}
+    return [*(Route(path, _only(ROUTES[path], handlers[path]), methods=_ANY) for path in ROUTES),
+            Route("/api/{rest:path}", not_found, methods=_ANY)]
+
+
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # a function's Route is GET-only by default
+
+
+def _only(methods: tuple[str, ...], handler: Any) -> Any:
+    async def endpoint(request: Request) -> JSONResponse:
+        if request.method not in methods:
+            shown = [m for m in methods if m != "HEAD"]
+            return ApiError(405, "method_not_allowed", f"{request.url.path} answers {' and '.join(shown)}, not "
+                            f"{request.method}", headers={"Allow": ", ".join(methods)}).response()
+        return await handler(request)
+
+    endpoint.__name__ = endpoint.__qualname__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
 
 
 # ---- request checks: each raises ApiError with the status and a message saying what to send instead -------------
@@ -125,7 +149,7 @@ def check_key(request: Request, key: str | None) -> None:
     """401 unless no key is configured or the request carries it (X-API-Key or Authorization: Bearer)."""
     if not key:
         return
-    sent = request.headers.get("x-api-key")
+    sent = request.headers.get("x-api-key", "").strip() or None  # an empty header is no key: Bearer may carry it
     if sent is None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         sent = token.strip() if scheme.lower() == "bearer" else None
@@ -178,6 +202,9 @@ def parse_events(body: bytes, max_events: int = MAX_EVENTS) -> tuple[list[Any], 
     except UnicodeDecodeError as exc:
         raise _unprocessable("(body)", f"the body is not UTF-8 text (byte {exc.start}); send JSON in UTF-8") from None
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own limit, with advice meant for the server
+            raise _unprocessable("(body)", f"a number in the body has more than {sys.get_int_max_str_digits():,} "
+                                 "digits; send numbers of ordinary size (a long id can be sent as text)") from None
         raise _unprocessable("(body)", str(exc)) from None
     except RecursionError:
         raise _unprocessable("(body)", "the JSON is nested too deeply; send flat event objects") from None
@@ -219,13 +246,14 @@ def write_mode() -> str:
     return mode
 
 
-def score_and_store(workbench: runtime.Workbench, events: list[Any]) -> tuple[list[dict[str, Any]], str]:
+def score_and_store(workbench: runtime.Workbench, events: list[Any], single: bool = False,
+                    ) -> tuple[list[dict[str, Any]], str]:
     """Validate every event (422 listing each bad field, nothing stored), score with the champion, explain every
     event (top 3), hand events and scores to the store writer (one transaction; see ``write_mode``); returns the
-    results in order and the model id."""
+    results in order and the model id. ``single``: the body was one object, not a list (fields named without the
+    "[i]." of a list)."""
     mode = write_mode()
     scorer = _champion_scorer(workbench)
-    single = len(events) == 1
     try:
         prepared = prepare(workbench, events, source="api", strict=True, k=REASONS_PER_EVENT,
                            explain_tiers=ALL_TIERS, model_id=scorer.model_id)

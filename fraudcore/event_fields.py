@@ -17,6 +17,8 @@ __all__ = ["MAX_NUMBER", "amount", "category", "comparable_id", "identifier", "l
            "number", "numeric", "typed_time"]
 
 MAX_NUMBER = 3.0e38  # models read float32: larger magnitudes would become infinite
+_EARLIEST, _LATEST = pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s")  # nanoseconds in 64 bits (1677–2262)
+_RELATIVE = frozenset({"now", "today", "tomorrow", "yesterday"})  # words pandas reads as the clock's time
 
 
 def missing(value: Any) -> bool:
@@ -94,17 +96,34 @@ def typed_time(value: Any, time_unit: str, origin: datetime) -> pd.Timestamp:
         seconds = number(value)
         if not math.isfinite(seconds):
             raise ValueError(f"expected seconds since {origin:%Y-%m-%d}, got {seconds}")
-        return pd.Timestamp(origin) + pd.Timedelta(microseconds=math.floor(seconds * 1e6 + 0.5))
+        try:
+            stamp = pd.Timestamp(origin) + pd.Timedelta(microseconds=math.floor(seconds * 1e6 + 0.5))
+        except (OverflowError, ValueError):
+            raise ValueError(f"{seconds:g} seconds since {origin:%Y-%m-%d} is outside the times that can be scored "
+                             f"({_EARLIEST:%Y-%m-%d} to {_LATEST:%Y-%m-%d})") from None
+        return _in_range(stamp)
     if isinstance(value, bool | int | float | np.number):
         raise ValueError(f"expected a timestamp such as '2025-01-06T00:05:13', got the number {value!r}")
+    if isinstance(value, str) and value.strip().lower() in _RELATIVE:
+        raise ValueError(f"{value.strip()!r} is a time relative to the server's clock; send when the event "
+                         "happened as ISO 8601 text such as '2025-01-06T00:05:13'")
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"cannot read {str(value)[:40]!r} as a time ({exc}); send ISO 8601 text such as "
                          "'2025-01-06T00:05:13'") from None
     if stamp is pd.NaT:
         raise ValueError("event time is empty; send when the event happened")
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+    return _in_range(stamp)
+
+
+def _in_range(stamp: pd.Timestamp) -> pd.Timestamp:
+    """``stamp`` if history and features can place it (nanoseconds since 1970 in 64 bits), else ValueError."""
+    if not _EARLIEST <= stamp <= _LATEST:
+        raise ValueError(f"{stamp} is outside the times that can be scored ({_EARLIEST:%Y-%m-%d} to "
+                         f"{_LATEST:%Y-%m-%d}); check the year")
+    return stamp
 
 
 def like(column: pd.Series, value: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fraudcore.ingest_checks import typed_events
+from fraudcore.ingest_checks import text_errors, typed_events
 from fraudcore.ingest_rows import ScoredColumns, ShadowScores, score_columns, shadow_scores, write_batch
 from fraudcore.recent import RecentHistory
 from fraudcore.scoring import EventValidationError, ScoredEvent, Scorer
@@ -78,11 +78,19 @@ def check_records(scorer: Scorer, records: Sequence[Any]) -> tuple[list[tuple[in
     rest: the model's contract plus what storing needs (an event id, a label of 0/1 when one is sent)."""
     spec, valid, invalid = scorer.spec, [], []
     for i, (record, (event, errors)) in enumerate(zip(records, typed_events(scorer, records), strict=True)):
+        bad_text = text_errors(record)
+        if bad_text:  # only these: other messages may quote the text, which no answer or store could carry
+            invalid.append((i, bad_text))
+            continue
         if isinstance(record, Mapping):
             if spec.event_id and _missing(record.get(spec.event_id)) and not any(
                     e["field"] == spec.event_id for e in errors):
                 errors.append({"field": spec.event_id, "message": "required: events are stored and deduplicated by "
                                                                   "id; send a unique id per event"})
+            elif spec.event_id and isinstance(record.get(spec.event_id), str) and not record[spec.event_id].strip():
+                errors.append({"field": spec.event_id, "message": "is blank: events are stored and deduplicated by "
+                                                                  "id, so blank ids would merge unrelated events; "
+                                                                  "send a unique, non-blank id per event"})
             if spec.event_time and _missing(record.get(spec.event_time)) and not any(
                     e["field"] == spec.event_time for e in errors):
                 errors.append({"field": spec.event_time, "message": "required: send when the event happened"})

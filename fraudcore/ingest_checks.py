@@ -16,7 +16,7 @@ from fraudcore.features import MAX_AMOUNT
 from fraudcore.registry import required_columns
 from fraudcore.scoring import EventValidationError, Scorer
 
-__all__ = ["typed_events"]
+__all__ = ["text_errors", "typed_events"]
 
 _PLANS: weakref.WeakKeyDictionary[Scorer, _Plan | None] = weakref.WeakKeyDictionary()
 
@@ -58,6 +58,42 @@ def typed_events(scorer: Scorer, records: Sequence[Any]) -> list[tuple[dict | No
             errors = []
         out.append((event, errors))
     return out
+
+
+def text_errors(record: Any) -> list[dict[str, str]]:
+    """Field errors for text that is not valid Unicode anywhere in a record (names and values, nested ones too): an
+    unpaired UTF-16 surrogate such as ``"\\ud800"``, which JSON's escapes can carry but UTF-8 cannot. Stored, such
+    text could not be read back (the store's JSON reader refuses it), so it is refused before anything is kept. The
+    field is named with the bad characters escaped."""
+    if type(record) is not dict:
+        return []
+    errors = []
+    for name, value in record.items():
+        if not _valid_text(name) or not _valid_values(value):
+            field = name if _valid_text(name) else str(name).encode("utf-8", "backslashreplace").decode("ascii")
+            errors.append({"field": field, "message": "holds text that is not valid Unicode (an unpaired UTF-16 "
+                                                      "surrogate escape such as \\ud800); send valid UTF-8 text"})
+    return errors
+
+
+def _valid_text(value: Any) -> bool:
+    if type(value) is not str or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _valid_values(value: Any) -> bool:
+    if type(value) is str:
+        return value.isascii() or _valid_text(value)
+    if isinstance(value, dict):
+        return all(_valid_text(k) and _valid_values(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_valid_values(v) for v in value)
+    return True
 
 
 def _fast(plan: _Plan, record: dict) -> dict | None:

@@ -78,16 +78,23 @@ class RecentHistory:
             with self._pending_lock:
                 pending = {token: self._portable(rows) for token, rows in self._pending.items()}
             self._clear()
-            self._store, self.generation = weakref.ref(store), generation
-            newest = store.query("SELECT epoch_us(max(event_time)) FROM events").iloc[0, 0]
-            if not pd.isna(newest):
-                self.horizon = int(newest) - self.lookback_us - self.slack_us
-                self._load(store, self.horizon, None)
+            try:
+                newest = store.query("SELECT epoch_us(max(event_time)) FROM events").iloc[0, 0]
+                if not pd.isna(newest):
+                    self.horizon = int(newest) - self.lookback_us - self.slack_us
+                    self._load(store, self.horizon, None)
+                failed = None
+            except Exception as exc:  # not loaded: scoring without the history would be silently wrong
+                self._clear()
+                failed = exc
+            self._store, self.generation = weakref.ref(store), None if failed else generation
         rebuilt = {token: self._rebuild(*portable) for token, portable in pending.items()}
         with self._pending_lock:
             self._pending.update({t: rows for t, rows in rebuilt.items() if t in self._pending})
         for rows in rebuilt.values():  # committed since the load or not: the load did not see them
             self._append_new(rows)
+        if failed is not None:
+            raise failed  # the next sync tries again
         if self.on_reload is not None:
             self.on_reload()
 

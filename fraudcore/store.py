@@ -256,7 +256,9 @@ class Store:
     def raw_fields(self, fields: Sequence[str], since: datetime | None = None,
                    until: datetime | None = None) -> pd.DataFrame:
         """Stored events with event time in [since, until): ``__t`` (µs since the epoch), ``__amount``, ``__label``
-        and per raw field its JSON value as text and its JSON type (``<field>__type``), read in one scan."""
+        and per raw field its JSON value as text and its JSON type (``<field>__type``), read in one scan. An event
+        whose raw JSON DuckDB cannot read (text with an unpaired surrogate escape, which ingestion refuses since
+        2026-11-22 but older files may hold) is left out rather than failing every read."""
         paths = [f'$."{f}"' for f in fields]
         if any('"' in f or "\\" in f for f in fields):
             raise FraudcoreError(f"field names with quotes or backslashes cannot be read from the raw events: {fields}")
@@ -265,8 +267,9 @@ class Store:
         where = " AND ".join(w for w, v in (("event_time >= ?", since), ("event_time < ?", until)) if v is not None)
         bounds = [_naive(v) for v in (since, until) if v is not None]
         sql = (f"SELECT __t, __amount, __label{', ' + picks if picks else ''} FROM (SELECT "
-               "epoch_us(event_time) AS __t, amount AS __amount, label AS __label, json_extract_string(raw, ?) AS v, "
-               f"json_type(raw, ?) AS ty FROM events{' WHERE ' + where if where else ''})")
+               "epoch_us(event_time) AS __t, amount AS __amount, label AS __label, "
+               "try(json_extract_string(raw, ?)) AS v, try(json_type(raw, ?)) AS ty "
+               f"FROM events{' WHERE ' + where if where else ''}) WHERE ty IS NOT NULL")
         return self.query(sql, [paths, paths, *bounds])
 
     def stats(self) -> dict:

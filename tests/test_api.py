@@ -92,6 +92,19 @@ def test_score_paths_through_the_app(trained, scorer, isolated_paths):
         empty = http.post(url, json=[], timeout=10)
         text = http.post(url, json="an event", timeout=10)
         no_id = http.post(url, json={k: v for k, v in first.items() if k != "event_id"}, timeout=10)
+        one_in_list = http.post(url, json=[{**batch[3], "amount": "a lot"}], timeout=10)
+        blank_id = http.post(url, json={**batch[3], "event_id": "  "}, timeout=10)
+        # JSON's escapes can carry an unpaired UTF-16 surrogate, which is not Unicode: refused, never stored
+        surrogate = http.post(url, data=json.dumps({**batch[4], "merchant_category": "\ud800"}), headers=JSON,
+                              timeout=10)
+        surrogate_id = http.post(url, data=json.dumps([batch[4], {**batch[5], "event_id": "id-\udc00",
+                                                                  "note\ud800": 1}]), headers=JSON, timeout=10)
+        times = [http.post(url, json={**batch[6], "event_time": when}, timeout=10)
+                 for when in ("2262-04-12T00:00:00", "0001-01-01", "now")]
+        methods = {(method, path): http.request(method, base + path, timeout=10)
+                   for method, path in (("GET", "/api/score"), ("PUT", "/api/score"),
+                                        ("POST", "/api/models/champion"), ("GET", "/api/nowhere"),
+                                        ("POST", "/api/nowhere/else"))}
 
     assert single.status_code == 200, single.text
     body = single.json()
@@ -135,6 +148,24 @@ def test_score_paths_through_the_app(trained, scorer, isolated_paths):
     assert empty.status_code == 422 and "empty" in empty.json()["message"]
     assert text.status_code == 422 and "string" in text.json()["message"]
     assert no_id.status_code == 422 and no_id.json()["errors"][0]["field"] == "event_id"
+    assert one_in_list.status_code == 422  # a list of one is still a list: its fields are named by position
+    assert [e["field"] for e in one_in_list.json()["errors"]] == ["[0].amount"]
+    assert blank_id.status_code == 422 and blank_id.json()["errors"][0]["field"] == "event_id"
+    assert "blank" in blank_id.json()["errors"][0]["message"]
+    assert surrogate.status_code == 422, surrogate.text
+    assert [e["field"] for e in surrogate.json()["errors"]] == ["merchant_category"]
+    assert "not valid Unicode" in surrogate.json()["errors"][0]["message"]
+    assert surrogate_id.status_code == 422, surrogate_id.text
+    assert {e["field"] for e in surrogate_id.json()["errors"]} == {"[1].event_id", "[1].note\\ud800"}
+    for response, words in zip(times, ("outside the times", "outside the times", "relative"), strict=True):
+        assert response.status_code == 422, response.text
+        error = response.json()["errors"][0]
+        assert error["field"] == "event_time" and words in error["message"]
+    for (method, path), response in methods.items():  # JSON errors, not Streamlit's page or plain text
+        assert response.status_code == (404 if "nowhere" in path else 405), (method, path, response.text)
+        assert response.headers["content-type"].startswith("application/json") and response.json()["message"]
+    assert methods["GET", "/api/score"].headers["Allow"] == "POST"
+    assert "/api/score" in methods["GET", "/api/nowhere"].json()["message"]
 
     events, scores = stored(isolated_paths)  # the app has stopped and released the file
     sent = [first["event_id"], *[e["event_id"] for e in batch]]
@@ -159,8 +190,8 @@ def test_key_and_champion_paths(trained, isolated_paths, monkeypatch):
         health = http.get(base + "/api/health", timeout=10)
         install_champion(trained, isolated_paths)  # promoted while the app runs: the next call uses it
         keyed = http.post(url, json=event, headers={"X-API-Key": "s3cret-key"}, timeout=30)
-        bearer = http.post(url, json=[as_json(raw_event(trained, 1))],
-                           headers={"Authorization": "Bearer s3cret-key"}, timeout=30)
+        bearer = http.post(url, json=[as_json(raw_event(trained, 1))],  # an empty X-API-Key does not hide it
+                           headers={"Authorization": "Bearer s3cret-key", "X-API-Key": ""}, timeout=30)
         champion_anonymous = http.get(base + "/api/models/champion", timeout=10)
 
     for response in (anonymous, anonymous_big, wrong, wrong_bearer, champion_anonymous):
@@ -231,12 +262,14 @@ def test_write_behind_answers_before_the_commit_and_sync_after_it(trained, score
     (b"[" * 100_000 + b"]" * 100_000, 422, "nested too deeply"),
     (b"42", 422, "number"),
     (b"null", 422, "null"),
+    (b'{"event_id": ' + b"9" * 5000 + b"}", 422, "more than 4,300 digits"),
 ])
 def test_parse_events_refuses_with_where_and_why(body, status, words):
     with pytest.raises(ApiError) as caught:
         parse_events(body)
     assert caught.value.status == status
     assert words in caught.value.message and caught.value.errors[0]["field"] == "(body)"
+    assert "sys." not in caught.value.message  # advice for the server is no use to the client
 
 
 def test_parse_events_single_and_list():
