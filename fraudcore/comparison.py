@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from fraudcore.dataset import open_dataset
 from fraudcore.errors import FraudcoreError
-from fraudcore.evaluate import curves, evaluate
+from fraudcore.evaluate import curves, evaluate, window_days
 from fraudcore.features import FeatureConfig
 from fraudcore.holdout import load_holdout
 from fraudcore.inputs import ModelInputs, model_inputs
@@ -56,9 +56,9 @@ class Window:
     entity: np.ndarray | None = None
 
     @property
-    def n_days(self) -> int | None:
-        """Calendar days with events (None without times)."""
-        return None if self.times is None else int(np.unique(self.times.astype("datetime64[D]")).size)
+    def n_days(self) -> float | None:
+        """Days the window spans, first event to last (``evaluate.window_days``; None without times)."""
+        return None if self.times is None or not len(self.times) else window_days(self.times)
 
     def rows(self, keep: np.ndarray) -> Window:
         """The same window restricted to the rows where ``keep`` is true."""

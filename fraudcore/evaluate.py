@@ -27,6 +27,7 @@ from sklearn.metrics import (
 from fraudcore.errors import FraudcoreError
 
 SECONDS_PER_DAY = 86_400
+MIN_WINDOW_DAYS = 1 / 24  # a window shorter than an hour counts as an hour: its rate would be noise
 DIGITS = 6
 
 
@@ -40,7 +41,7 @@ class Sweep:
     n_fraud: int
     fraud_amount_caught: np.ndarray | None
     fraud_amount_total: float | None
-    n_days: int | None
+    n_days: float | None  # days spanned, first event to last (``window_days``)
 
     @property
     def alerts(self) -> np.ndarray:
@@ -105,7 +106,7 @@ def evaluate(
     alert = (s >= threshold).astype(np.int8)
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, alert, labels=[0, 1]).ravel())
     n, n_fraud = int(y.size), int(y.sum())
-    n_days = None if day is None else int(day.max() + 1)
+    n_days = None if event_time is None else window_days(event_time, y.size)
     fraud_amount = None if a is None else float(a[y == 1].sum())
     return {
         "threshold": float(threshold),
@@ -178,7 +179,7 @@ def sweep(
         below = np.r_[0.0, np.cumsum(fraud_amounts[order])]
         total = float(below[-1])
         caught = np.clip(total - below[np.searchsorted(fraud_scores[order], thresholds, side="left")], 0.0, None)
-    n_days = None if event_time is None else int(_day_codes(event_time, y.size).max() + 1)
+    n_days = None if event_time is None else window_days(event_time, y.size)
     return Sweep(thresholds, tp.astype(np.int64), fp.astype(np.int64), int(y.sum()), caught, total, n_days)
 
 
@@ -268,7 +269,27 @@ def _amounts(amount: ArrayLike | None, n: int) -> np.ndarray | None:
 
 
 def _day_codes(event_time: ArrayLike, n: int) -> np.ndarray:
-    """Calendar day of each event as codes 0..n_days-1 (seconds count from day 0; tz-aware times in UTC)."""
+    """Calendar day of each event as codes 0..days-1 (seconds count from day 0; tz-aware times in UTC)."""
+    times = _times(event_time, n)
+    if isinstance(times, np.ndarray):
+        return pd.factorize(np.floor(times / SECONDS_PER_DAY), sort=True)[0]
+    return pd.factorize(times.dt.floor("D"), sort=True)[0]
+
+
+def window_days(event_time: ArrayLike, n: int | None = None) -> float:
+    """How many days the window spans, first event to last (at least an hour): what "alerts per day" divides by.
+    Not the calendar dates it touches: a split cut mid-day makes a 1.2-day window touch 2 dates, and counting 2
+    would let an alert budget of 100 a day pass 200 alerts, ~170 a day."""
+    times = _times(event_time, np.size(event_time) if n is None else n)
+    if isinstance(times, np.ndarray):
+        span = float(times.max() - times.min()) if times.size else 0.0
+    else:
+        span = (times.max() - times.min()).total_seconds() if len(times) else 0.0
+    return max(span / SECONDS_PER_DAY, MIN_WINDOW_DAYS)
+
+
+def _times(event_time: ArrayLike, n: int) -> np.ndarray | pd.Series:
+    """Seconds (a float array) or datetimes in UTC (a Series) of every event; FraudcoreError when one is missing."""
     t = pd.Series(event_time) if isinstance(event_time, (pd.Series, pd.Index)) else pd.Series(np.ravel(event_time))
     if t.size != n:
         raise FraudcoreError(f"event_time has {t.size} values but y_true has {n}; pass one time per event")
@@ -276,16 +297,14 @@ def _day_codes(event_time: ArrayLike, n: int) -> np.ndarray:
         seconds = t.to_numpy(dtype=float, na_value=np.nan)
         if not np.isfinite(seconds).all():
             raise FraudcoreError("event_time has missing or infinite values; every event needs a time")
-        return pd.factorize(np.floor(seconds / SECONDS_PER_DAY), sort=True)[0]
+        return seconds
     try:
         times = pd.to_datetime(t)
     except (TypeError, ValueError) as exc:
         raise FraudcoreError(f"event_time must be datetimes or seconds: {exc}") from exc
     if times.isna().any():
         raise FraudcoreError(f"event_time has {int(times.isna().sum())} missing values; every event needs a time")
-    if times.dt.tz is not None:
-        times = times.dt.tz_convert("UTC")
-    return pd.factorize(times.dt.floor("D"), sort=True)[0]
+    return times.dt.tz_convert("UTC") if times.dt.tz is not None else times
 
 
 def _check_k_cost(k: int, review_cost: float) -> None:
