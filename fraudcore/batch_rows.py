@@ -14,7 +14,7 @@ import numpy as np
 
 from fraudcore.batch_files import write_all
 from fraudcore.loading import LoadedDataset, qident, typed_spec
-from fraudcore.scoring import MAX_AMOUNT, MAX_NUMBER, Scorer
+from fraudcore.scoring import AMOUNT_MISSING, MAX_AMOUNT, MAX_NUMBER, Scorer
 
 __all__ = ["RAW", "ROW", "RowLayout", "prepare", "rejected_rows", "write_rejects"]
 
@@ -46,7 +46,7 @@ def prepare(ds: LoadedDataset, scorer: Scorer) -> RowLayout:
     if spec.event_time in raw:
         checks.append(_time_check(spec.event_time, raw[spec.event_time], required=config is not None))
     if spec.amount in raw:
-        checks.append(_number_check(spec.amount, raw[spec.amount], amount=True))
+        checks.append(_number_check(spec.amount, raw[spec.amount], amount=True, required=scorer.amount_required))
     checks += [_number_check(c, raw[c]) for c in spec.numeric if c in raw]
     if config is not None and spec.event_id in raw:
         checks.append(_id_check(spec.event_id))
@@ -77,9 +77,11 @@ def _time_check(column: str, raw: str, required: bool) -> str:
             f"{_shown(raw)} || {_text(' as a time')} END")
 
 
-def _number_check(column: str, raw: str, amount: bool = False) -> str:
+def _number_check(column: str, raw: str, amount: bool = False, required: bool = False) -> str:
     q = qident(column)
     bad = f"WHEN {qident(raw)} IS NOT NULL AND {q} IS NULL THEN {_text(f'{column}: not a number: ')} || {_shown(raw)} "
+    if required:  # the model never saw this value missing (Scorer.amount_required)
+        bad += f"WHEN {qident(raw)} IS NULL THEN {_text(f'{column}: {AMOUNT_MISSING}')} "
     if amount:
         bad += f"WHEN isnan({q}) OR isinf({q}) THEN {_text(f'{column}: not finite')} "
         bad += f"WHEN {q} < 0 THEN {_text(f'{column}: negative (')} || CAST({q} AS VARCHAR) || ')' "

@@ -30,6 +30,7 @@ class _Plan:
         self.numeric, self.categorical, self.entities = list(spec.numeric), list(spec.categorical), scorer.entities
         self.required = frozenset(c for c in required_columns(scorer.metadata) if c != spec.event_id)
         self.unit, self.origin = spec.time_unit, spec.time_origin
+        self.amount_required = scorer.amount_required
 
     @classmethod
     def of(cls, scorer: Scorer) -> _Plan | None:
@@ -110,7 +111,7 @@ def _fast(plan: _Plan, record: dict) -> dict | None:
         return None
     if plan.amount is not None and plan.amount in record:
         value = record[plan.amount]
-        if value is None:
+        if value is None and not plan.amount_required:
             out[plan.amount] = math.nan
         elif type(value) in (float, int) and 0 <= value <= MAX_AMOUNT and math.isfinite(value):
             out[plan.amount] = float(value)

@@ -40,6 +40,7 @@ from fraudcore.features import (
 from fraudcore.features_online import EntityWindows, event_time_us, online_features, step_values
 from fraudcore.history import FrameHistory, HistorySource, typed_times
 from fraudcore.recent_features import micro_units
+from fraudcore.reference import load_reference
 from fraudcore.registry import ModelMetadata, champion_id, load_model, required_columns
 from fraudcore.thresholds import assign_tiers
 
@@ -98,6 +99,9 @@ class Scorer:
         self._feature_order = [f.name for f in cached_plan(cfg)] if cfg else []
         self.entities = list(dict.fromkeys([*cfg.entities, *cfg.risk_entities])) if cfg else []
         self._required = [c for c in required_columns(metadata) if c != self.spec.event_id]
+        # Training saw an amount on every event: a missing one has no learned answer (set by ``load``, see
+        # ``_amount_always_present``), so it is refused rather than scored along an arbitrary branch.
+        self.amount_required = False
         self._empty_history = pd.DataFrame({c: pd.Series(dtype=object) for c in (cfg.columns if cfg else [])})
 
     @classmethod
@@ -108,7 +112,9 @@ class Scorer:
             if model_id is None:
                 raise ModelArtifactError("no champion model is set, so there is nothing to score with: promote one "
                                          "(python -m fraudcore promote MODEL_ID) or pass a model id")
-        return cls(*load_model(model_id, root))
+        scorer = cls(*load_model(model_id, root))
+        scorer.amount_required = _amount_always_present(scorer, root)
+        return scorer
 
     # ---- frames -------------------------------------------------------------------------------------------------
 
@@ -150,6 +156,9 @@ class Scorer:
         if spec.event_time and spec.event_time in event and out.get(spec.event_time) is None and \
                 spec.event_time in self._required:
             errors.append({"field": spec.event_time, "message": "event time is empty; send when the event happened"})
+        if self.amount_required and spec.amount in event and _missing(out.get(spec.amount)) and \
+                not any(e["field"] == spec.amount for e in errors):
+            errors.append({"field": spec.amount, "message": AMOUNT_MISSING})
         if errors:
             raise EventValidationError(errors)
         return out
@@ -324,3 +333,20 @@ def _check_k(k: int) -> int:
     if k < 0:
         raise FraudcoreError(f"k (reasons per event) must be >= 0; got {k}")
     return k
+
+
+AMOUNT_MISSING = ("missing: this model was trained on events that all had an amount, so it has no learned answer "
+                  "for a missing one; send the amount (or retrain on data where amounts can be missing)")
+
+
+def _amount_always_present(scorer: Scorer, root: Path | str | None) -> bool:
+    """Whether the model's training reference shows its amount input never missing (False without a reference)."""
+    amount = scorer.spec.amount
+    if not amount or amount not in scorer.feature_names:
+        return False
+    try:
+        reference = load_reference(scorer.model_id, root)
+    except ModelArtifactError:
+        return False
+    found = reference.features.get(amount)
+    return found is not None and found.missing_share == 0

@@ -132,6 +132,9 @@ def _check_amount(ds: LoadedDataset, col: str) -> list[Problem | None]:
         _problem(ds, col, f"NOT isinf({num}) AND {num} > {MAX_AMOUNT:.0f}", "amount_too_large",
                  f"{{count}} rows have amounts above {MAX_AMOUNT:,.0f}, more than features and scoring can hold",
                  "check the unit (cents written as units, a card number in the amount column) or drop those rows"),
+        _problem(ds, col, f"{q} IS NULL", "amount_missing", "{count} rows have no amount",
+                 "fill them or drop those rows: a model learns what a missing amount means only from such rows, and "
+                 "one trained where every event had an amount refuses events without one", severity="warning"),
     ]
 
 

@@ -98,9 +98,11 @@ def _dirty_csv(trained: Trained, path):
     frame.loc[13, "amount"] = "-3.5"
     frame.loc[14, "event_id"] = pd.NA
     frame.loc[16, "event_id"] = frame.loc[15, "event_id"]
+    frame.loc[17, "amount"] = None  # the model never saw a missing amount: it has no answer for one
     frame.to_csv(path, index=False)
     return {10: "event_time: missing", 11: "event_time: cannot read", 12: "amount: not a number",
-            13: "amount: negative", 14: "event_id: missing", 16: "event_id: duplicate of row 16"}
+            13: "amount: negative", 14: "event_id: missing", 16: "event_id: duplicate of row 16",
+            17: "amount: missing: this model was trained on events that all had an amount"}
 
 
 def test_rejects_go_to_their_own_file_naming_the_field(trained, tmp_path):
@@ -115,7 +117,7 @@ def test_rejects_go_to_their_own_file_naming_the_field(trained, tmp_path):
         assert reason.startswith(start)
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == run["rows_scored"] and list(out.columns) == [*trained.frame.columns, *ADDED]
-    rejected_ids = set(trained.frame["event_id"].iloc[[10, 11, 12, 13, 16]])
+    rejected_ids = set(trained.frame["event_id"].iloc[[10, 11, 12, 13, 16, 17]])
     assert not rejected_ids & set(out["event_id"].dropna().astype(int))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -205,3 +206,14 @@ def test_ids_sent_as_text_score_like_the_numbers_they_spell(trained, scorer):
     assert scorer.score_event(as_text, history).score == scorer.score_event(event, history).score
     odd = {**event, "event_id": "web-5000"}  # cannot be ordered against integer ids: placed after same-time rows
     assert 0.0 <= scorer.score_event(odd, history).score <= 1.0
+
+
+def test_a_missing_amount_is_refused_when_training_never_saw_one(scorer, trained):
+    assert scorer.amount_required  # the simulator gives every event an amount
+    event = raw_event(trained, 0)
+    with pytest.raises(EventValidationError) as caught:
+        scorer.validate_event({**event, "amount": None})
+    assert [e["field"] for e in caught.value.errors] == ["amount"]
+    assert "trained on events that all had an amount" in caught.value.errors[0]["message"]
+    lenient = Scorer(scorer.model, scorer.metadata)  # a model whose training data had missing amounts
+    assert not lenient.amount_required and math.isnan(lenient.validate_event({**event, "amount": None})["amount"])

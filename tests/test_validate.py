@@ -78,6 +78,13 @@ def test_negative_amounts():
     assert p.rows == [2] and p.values == ["'-5.0'"]
 
 
+def test_missing_amounts_are_a_warning_naming_the_rows():
+    report = validate(load_frame(frame(amount=[10.0, None, 30.0, None, 50.0, 60.0])), SPEC)
+    p = only(report, "amount_missing")
+    assert p.rows == [2, 4] and p.count == 2 and p.severity == "warning" and "refuses" in p.fix
+    assert report.ok  # training may use such rows: the model then learns what a missing amount means
+
+
 def test_every_problem_is_collected_at_once_and_raised_together():
     bad = frame(is_fraud=[0, 3, 0, 0, 0, 0], event_id=[1, 1, 3, 4, 5, 6], amount=[-1.0, 2, 3, 4, 5, 6],
                 event_time=["x"] + ["2024-01-01"] * 5)
