@@ -125,7 +125,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fraudcore.training import evaluate_saved
 
-    _print_json(evaluate_saved(args.model, args.data, review_cost=args.review_cost))
+    result = evaluate_saved(args.model, args.data, review_cost=args.review_cost)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_json(result)
     return 0
 
 

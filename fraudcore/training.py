@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn.metrics import average_precision_score
 
@@ -196,14 +197,35 @@ def evaluate_saved(model_id: str, data: str | Path, root: Path | None = None, k:
     model, metadata = load_model(model_id, root=root)
     spec = DatasetSpec.model_validate(metadata.dataset["spec"])
     opened = open_dataset(data, spec=spec)
+    if not spec.label or spec.label not in opened.data.columns:
+        raise DataContractError(f"{Path(opened.data.source).name} has no {spec.label!r} column: evaluating needs the "
+                                "label the model was trained with (1 = fraud, 0 = legitimate); score the file "
+                                "instead (python -m fraudcore score) to get scores without a label")
     check_input_schema(metadata, opened.data.columns)
     opened.report.raise_for_errors()
-    if not spec.label:
-        raise_no_label(opened)
     config = metadata.features.get("config")
     inputs = model_inputs(opened, "none", feature_config=FeatureConfig.from_dict(config) if config else None)
     score = model.predict_proba(inputs.frame[model.matrix_.feature_names])
     request = TrainRequest(model_id=model_id, k=k, review_cost=review_cost)
     rows = np.arange(len(inputs.frame))
     return {"model_id": model_id, "data": str(data),
-            "metrics": {"test": _metrics(inputs, rows, score, metadata.tiers.medium.threshold, request)}}
+            "metrics": {"test": _metrics(inputs, rows, score, metadata.tiers.medium.threshold, request)},
+            "warnings": _seen_in_training(metadata, opened, inputs)}
+
+
+def _seen_in_training(metadata: ModelMetadata, opened: OpenedDataset, inputs: ModelInputs) -> list[str]:
+    """Why these metrics may be optimistic: the file is the training data itself, or rows fall in the windows the
+    model was fitted and tuned on (a model scores its own training rows far better than new ones)."""
+    if data_fingerprint(opened.data) == metadata.dataset.get("fingerprint"):
+        return ["this is the data the model was trained on (same fingerprint): the metrics include the rows it was "
+                "fitted and tuned on and are optimistic; its test metrics are in `models` and the model card"]
+    split = metadata.split
+    if split.get("kind") != "time" or inputs.times is None or not split.get("valid", {}).get("end"):
+        return []
+    start, end = pd.Timestamp(split["train"]["start"]), pd.Timestamp(split["valid"]["end"])
+    times = pd.to_datetime(pd.Series(inputs.times))
+    inside = int(((times >= start) & (times <= end)).sum())
+    if not inside:
+        return []
+    return [f"{inside:,} of {len(times):,} rows fall inside the model's training and validation windows "
+            f"({start} to {end}); if they are the same events the metrics are optimistic: evaluate on later data"]

@@ -151,7 +151,7 @@ def _check_text_numbers(ds: LoadedDataset, col: str) -> Problem | None:
 def validate(ds: LoadedDataset, spec: DatasetSpec) -> ValidationReport:
     """Check the data against the spec and collect every problem (never stops at the first)."""
     problems: list[Problem | None] = []
-    missing = [c for c in spec.columns if c not in ds.columns]
+    missing = [c for c in spec.columns if c not in ds.columns and spec.role_of(c) not in ("ignored", "leakage")]
     for col in missing:
         problems.append(Problem(col, "missing_column", "the spec names this column but the data has no such column",
                                 "check the file, or remove the column from the spec"))

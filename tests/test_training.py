@@ -12,7 +12,7 @@ from fraudcore.cli import main
 from fraudcore.comparison import score_windows
 from fraudcore.config import get_paths
 from fraudcore.dataset import open_dataset
-from fraudcore.errors import ModelArtifactError
+from fraudcore.errors import DataContractError, ModelArtifactError
 from fraudcore.holdout import load_holdout
 from fraudcore.inputs import model_inputs
 from fraudcore.reference import load_reference
@@ -75,6 +75,15 @@ def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     scored = evaluate_saved("cli-xgb", later)
     assert scored["metrics"]["test"]["n"] == 15_000
     assert scored["metrics"]["test"]["average_precision"] > 0.2
+    assert scored["warnings"] == []  # later data: nothing the model was fitted or tuned on
+    own = evaluate_saved("cli-xgb", first)
+    assert "data the model was trained on" in own["warnings"][0]
+    frame = pd.read_parquet(later)
+    frame.drop(columns=["fraud_scenario"]).to_parquet(later.parent / "no_leak.parquet")  # excluded: not needed
+    assert evaluate_saved("cli-xgb", later.parent / "no_leak.parquet")["metrics"] == scored["metrics"]
+    frame.drop(columns=["is_fraud"]).to_parquet(later.parent / "no_label.parquet")
+    with pytest.raises(DataContractError, match="has no 'is_fraud' column: evaluating needs the label"):
+        evaluate_saved("cli-xgb", later.parent / "no_label.parquet")
 
     assert main(["models"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
