@@ -88,6 +88,10 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
             since = clock.lap("write", since)
     run = {"rows_scored": done, "rows_explained": explained,
            "tiers": {t: int(c) for t, c in zip(TIERS, counts, strict=True)}}
+    if tiers_to_explain and k > 0 and not scorer.explainable:  # asked for reasons this model cannot give
+        run["reasons_note"] = (f"no reasons: a {scorer.metadata.algo} model's score has no additive per-feature "
+                               "contributions, so the reason columns are empty; explain with a supervised model "
+                               "trained on the same data")
     if kept is not None:
         run["explanation"] = _sampled(kept, sample, rng)
     return run

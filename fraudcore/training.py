@@ -88,9 +88,12 @@ def _stage(progress: Progress | None, start: float, end: float) -> Progress:
 def _metrics(inputs: ModelInputs, idx: np.ndarray, score: np.ndarray, threshold: float,
              request: TrainRequest) -> dict:
     times, amount, entity = inputs.times, inputs.amount, inputs.entity_values
-    return evaluate(inputs.y[idx], score, threshold, amount=None if amount is None else amount[idx],
-                    event_time=None if times is None else times.iloc[idx].to_numpy(),
-                    entity=None if entity is None else entity[idx], k=request.k, review_cost=request.review_cost)
+    metrics = evaluate(inputs.y[idx], score, threshold, amount=None if amount is None else amount[idx],
+                       event_time=None if times is None else times.iloc[idx].to_numpy(),
+                       entity=None if entity is None else entity[idx], k=request.k, review_cost=request.review_cost)
+    if request.algo == "anomaly":  # an anomaly score ranks events but is no probability: a Brier score misleads
+        metrics["brier"] = None
+    return metrics
 
 
 def _tiers(inputs: ModelInputs, idx: np.ndarray, score: np.ndarray, request: TrainRequest) -> TierPolicy:
@@ -206,7 +209,7 @@ def evaluate_saved(model_id: str, data: str | Path, root: Path | None = None, k:
     config = metadata.features.get("config")
     inputs = model_inputs(opened, "none", feature_config=FeatureConfig.from_dict(config) if config else None)
     score = model.predict_proba(inputs.frame[model.matrix_.feature_names])
-    request = TrainRequest(model_id=model_id, k=k, review_cost=review_cost)
+    request = TrainRequest(model_id=model_id, algo=metadata.algo, k=k, review_cost=review_cost)
     rows = np.arange(len(inputs.frame))
     return {"model_id": model_id, "data": str(data),
             "metrics": {"test": _metrics(inputs, rows, score, metadata.tiers.medium.threshold, request)},

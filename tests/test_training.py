@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudcore.batch import score_file
 from fraudcore.cli import main
 from fraudcore.comparison import score_windows
 from fraudcore.config import get_paths
@@ -47,6 +48,10 @@ def test_train_saves_a_loadable_model_that_learned(demo_files, algo):
     assert "customer_id__nb_tx_1d" in meta.features["names"]
     assert "fraud_scenario" not in meta.features["names"] and "is_fraud" not in meta.features["names"]
     assert (get_paths().artifacts / f"t-{algo}" / "card.md").read_text().startswith("#")
+    assert (test["brier"] is None) == (algo == "anomaly")  # an anomaly score is no probability
+    if algo == "anomaly":  # asked for reasons it cannot give, a batch run says so
+        run = score_file(first, first.parent / "anomaly.parquet", f"t-{algo}", explain_all=True)
+        assert run["rows_explained"] == 0 and "no reasons" in run["reasons_note"]
 
 
 def test_no_test_window_row_reaches_training(demo_files):
