@@ -141,7 +141,8 @@ class FeatureConfig:
         if preset == "handbook":
             if len(spec.entities) < 2 or not spec.amount or not spec.label:
                 raise FraudcoreError("the handbook preset needs amount, label and two entities (customer, terminal)")
-            return cls(entities=(spec.entities[0],), risk_entities=(spec.entities[1],), windows=("1d", "7d", "30d"),
+            customer, terminal = _handbook_entities(list(spec.entities))
+            return cls(entities=(customer,), risk_entities=(terminal,), windows=("1d", "7d", "30d"),
                        calendar=("weekend", "night"), amount_ratio=False, recency=False, naming="handbook", **common)
         raise FraudcoreError(f"unknown feature preset {preset!r}; choose 'auto' or 'handbook'")
 
@@ -154,6 +155,18 @@ class Feature:
     family: Family
     entity: str | None = None
     window: timedelta | None = None
+
+
+def _handbook_entities(entities: list[str]) -> tuple[str, str]:
+    """The handbook's customer (its spending features) and terminal (its fraud risk) among the entities, by name
+    (customer/card/account/user; terminal/merchant/shop/store), else in the order given."""
+    def named(words: tuple[str, ...], among: list[str]) -> str | None:
+        return next((e for e in among if any(w in e.lower() for w in words)), None)
+
+    terminal = named(("terminal", "merchant", "shop", "store"), entities)
+    rest = [e for e in entities if e != terminal]
+    customer = named(("customer", "card", "account", "user"), rest) or rest[0]
+    return customer, terminal or next(e for e in rest if e != customer)
 
 
 def handbook_spec() -> DatasetSpec:

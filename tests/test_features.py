@@ -18,6 +18,7 @@ from fraudcore.errors import DataContractError, FraudcoreError
 from fraudcore.features import FeatureConfig, feature_names, handbook_spec, history_lookback
 from fraudcore.features_batch import build_features, build_features_file, build_features_frame
 from fraudcore.features_online import online_features
+from fraudcore.spec import DatasetSpec
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HANDBOOK_RAW = SHARED_DATA / "handbook_raw.parquet"
@@ -321,3 +322,15 @@ def test_online_equals_batch_for_other_time_encodings(tiny, kind):
         _assert_same(batch.iloc[i][feature_names(config)].to_dict(), online_features(event, frame, config), kind)
     hours = batch.set_index("tx")["tx_hour"]
     assert hours.loc[1] == (5 if kind == "seconds" else 4)
+
+
+@pytest.mark.parametrize(("entities", "customer", "terminal"), [
+    (["CUSTOMER_ID", "TERMINAL_ID"], "CUSTOMER_ID", "TERMINAL_ID"),
+    (["customer_id", "card_id", "terminal_id"], "customer_id", "terminal_id"),  # the demo data's order
+    (["merchant", "card"], "card", "merchant"),
+    (["a", "b"], "a", "b"),  # no telling names: the order given
+])
+def test_handbook_preset_picks_customer_and_terminal_by_name(entities, customer, terminal):
+    spec = DatasetSpec(event_id="id", event_time="t", amount="amt", label="y", entities=entities)
+    config = FeatureConfig.from_spec(spec, "handbook")
+    assert config.entities == (customer,) and config.risk_entities == (terminal,)
