@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from fraudcore.config import DEMO_ROWS, DEMO_SEED, get_paths
 from fraudcore.errors import FraudcoreError
 
 ProgressFn = Callable[[float, str], None]
+_UNFINISHED: set = set()  # streams whose progress line has no newline yet: an error must not continue that line
 
 
-def progress_line(label: str, stream=sys.stderr, every_s: float = 0.25) -> ProgressFn:
+def progress_line(label: str, stream=None, every_s: float = 0.25) -> ProgressFn:
     """A progress callback that rewrites one line on stderr ('label  42%  3.1s message'), at most every ``every_s``."""
+    stream = stream or sys.stderr
     started = time.perf_counter()
     state = {"drawn": -1.0, "done": False}
 
@@ -30,6 +35,7 @@ def progress_line(label: str, stream=sys.stderr, every_s: float = 0.25) -> Progr
         stream.write(f"\r{label} {min(fraction, 1.0):4.0%} {now - started:6.1f}s {message[:60]:<60}")
         stream.write("\n" if finished else "")
         stream.flush()
+        (_UNFINISHED.discard if finished else _UNFINISHED.add)(stream)
 
     return report
 
@@ -82,7 +88,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 def _objective(text: str) -> tuple[str, float | None]:
     """'precision:0.9' -> ('precision', 0.9); 'f1' -> ('f1', None)."""
     name, _, value = text.partition(":")
-    return name, float(value) if value else None
+    try:
+        return name, float(value) if value else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value after ':' must be a number, e.g. precision:0.9") \
+            from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -97,8 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                      test_end=args.test_end, seed=args.seed)
     request = TrainRequest(model_id=args.model_id, algo=args.algo, features=args.features, split=plan,
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
-                           device=args.device, refit=args.refit, high=_objective(args.high),
-                           medium=_objective(args.medium), review_cost=args.review_cost, created_by="cli")
+                           device=args.device, refit=args.refit, high=args.high,
+                           medium=args.medium, review_cost=args.review_cost, created_by="cli")
     opened = open_dataset(args.data)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
     metadata = train(opened.with_spec(spec), request, progress=progress_line("train"))
@@ -259,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="train the chosen configuration again on train + validation before the test; the tiers stay "
                         "those tuned on validation before it, and their alert volume may not carry over")
-    p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
-    p.add_argument("--medium", default="alert_budget:100",
+    p.add_argument("--high", type=_objective, default="precision:0.9",
+                   help="objective of the high (block) cut, e.g. precision:0.9")
+    p.add_argument("--medium", type=_objective, default="alert_budget:100",
                    help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")
     p.add_argument("--review-cost", type=float, default=5.0, help="cost of reviewing one alert (for cost metrics)")
     p.set_defaults(func=cmd_train)
@@ -401,9 +412,48 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; what the user can fix (a FraudcoreError, a request the flags make that its rules refuse, a
+    path that cannot be read or written) is printed as plain ``error:`` lines with exit 2, never a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FraudcoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except ValidationError as exc:  # TrainRequest, SplitPlan, ... built from the flags
+        return _fail(*(_as_flags(_problem(error), args) for error in exc.errors()))
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}; check the path (each folder in it must be a folder, not a file) "
+                     f"and that you may read and write there")
+    finally:
+        _end_progress()  # also before a traceback, and after a command that stopped short of 100%
+
+
+def _fail(*problems: str) -> int:
+    _end_progress()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2
+
+
+def _end_progress() -> None:
+    """End an unfinished progress line, so that what follows starts on a line of its own."""
+    while _UNFINISHED:
+        stream = _UNFINISHED.pop()
+        stream.write("\n")
+        stream.flush()
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as 'field: message' (no pydantic boilerplate, no input dump)."""
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _as_flags(text: str, args: argparse.Namespace) -> str:
+    """Field names of this command's options as the flags the user typed (valid_size -> --valid-size)."""
+    for name in vars(args):
+        if "_" in name:
+            text = re.sub(rf"(?<![\w/.-]){name}(?![\w/.-])", "--" + name.replace("_", "-"), text)
+    return text
