@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
                            device=args.device, refit=args.refit, high=args.high,
                            medium=args.medium, review_cost=args.review_cost, created_by="cli")
-    opened = open_dataset(args.data)
+    opened = open_dataset(args.data, delimiter=args.delimiter, encoding=args.encoding)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
     metadata = train(opened.with_spec(spec), request, progress=progress_line("train"))
     _print_json({"model_id": metadata.model_id, "algo": metadata.algo, "split": metadata.split["label"],
@@ -124,7 +124,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     tiers = [t.strip() for t in args.explain_tiers.split(",") if t.strip()] if args.explain_tiers else []
     result = score_file(args.input, args.out, args.model, explain_tiers=tiers, explain_all=args.explain_all, k=args.k,
-                        chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"))
+                        chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"),
+                        delimiter=args.delimiter, encoding=args.encoding)
     rejected = result.get("rows_rejected", 0)
     if rejected:
         print(f"{rejected:,} rows rejected (each with its reason) in {result.get('rejects_path')}", file=sys.stderr)
@@ -135,7 +136,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fraudcore.training import evaluate_saved
 
-    _print_json(evaluate_saved(args.model, args.data, review_cost=args.review_cost))
+    _print_json(evaluate_saved(args.model, args.data, review_cost=args.review_cost, delimiter=args.delimiter,
+                               encoding=args.encoding))
     return 0
 
 
@@ -211,6 +213,12 @@ def _date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2018-07-25") from exc
 
 
+def _csv_options(p: argparse.ArgumentParser) -> None:
+    """--delimiter and --encoding, read by every command that loads a data file the same way (load_dataset)."""
+    p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
+    p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fraudcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -220,8 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="load a CSV/Parquet file, infer column roles, validate, print JSON")
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet file")
-    p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
-    p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+    _csv_options(p)
     p.add_argument("--spec", help="use this dataset spec JSON instead of inferring roles")
     p.add_argument("--spec-out", help="write the (inferred) dataset spec JSON here")
     p.set_defaults(func=cmd_inspect)
@@ -244,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model, tune tiers on validation, evaluate on test, save the artifact")
     p.add_argument("--data", required=True, help="CSV or Parquet with labelled events")
+    _csv_options(p)
     p.add_argument("--model-id", required=True, help="artifact name (letters, digits, - _ .)")
     p.add_argument("--algo", choices=["xgboost", "logreg", "anomaly"], default="xgboost")
     p.add_argument("--label", help="label column (1 = fraud); default: inferred")
@@ -280,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "row, same format out; invalid rows to a rejects file with their reason")
     p.add_argument("--model", help="model id (default: the champion)")
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet with the model's input fields")
-    p.add_argument("--out", required=True, help="output file, same format as the input")
+    p.add_argument("--out", required=True, help="output file, same format as the input (a CSV: UTF-8, commas)")
+    _csv_options(p)
     explain = p.add_mutually_exclusive_group()
     explain.add_argument("--explain-tiers", default="high,medium",
                          help="comma-separated tiers whose rows get reasons (default high,medium; '' for none)")
@@ -293,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="a saved model's metrics on a labelled file")
     p.add_argument("--model", required=True, help="model id")
     p.add_argument("--data", required=True, help="CSV or Parquet with the same columns as the training data")
+    _csv_options(p)
     p.add_argument("--review-cost", type=float, default=5.0)
     p.set_defaults(func=cmd_evaluate)
 
@@ -417,8 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FraudcoreError as exc:
-        return _fail(str(exc))
+    except FraudcoreError as exc:  # the loaders advise encoding='latin-1': here that is a flag
+        return _fail(re.sub(r"\b(encoding|delimiter)=('[^']*')", r"--\1 \2", str(exc)))
     except ValidationError as exc:  # TrainRequest, SplitPlan, ... built from the flags
         return _fail(*(_as_flags(_problem(error), args) for error in exc.errors()))
     except OSError as exc:

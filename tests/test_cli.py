@@ -108,3 +108,18 @@ def test_an_error_after_a_progress_line_starts_a_line_of_its_own(trained, tmp_pa
     assert code == 2 and err.startswith("\rscore ")  # the progress line was drawn, then ended
     assert err.split("\n")[1] == f"error: the rejects file {tmp_path / 'in.csv'} is the input file; name another " \
         "rejects path"
+
+
+def test_train_evaluate_and_score_read_a_csv_with_the_encoding_and_delimiter_given(trained, tmp_path, capsys):
+    frame = trained.frame.iloc[:6000].copy()
+    frame.loc[frame.index[::50], "merchant_category"] = "café"
+    frame.to_csv(tmp_path / "tx.csv", index=False, sep=";", encoding="latin-1")
+    csv = ["--delimiter", ";", "--encoding", "latin-1"]
+    assert main(["train", "--data", str(tmp_path / "tx.csv"), "--model-id", "m"]) == 2
+    assert "or load it with --encoding 'latin-1'" in capsys.readouterr().err  # the loader's advice, as a flag
+    assert main(["train", "--data", str(tmp_path / "tx.csv"), "--model-id", "m", "--search-minutes", "0", *csv]) == 0
+    assert main(["evaluate", "--model", "m", "--data", str(tmp_path / "tx.csv"), *csv]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["metrics"]["test"]["n"] == 6000
+    assert main(["score", "--model", "m", "--in", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv"),
+                 *csv]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows_scored"] == 6000
