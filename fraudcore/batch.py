@@ -6,7 +6,8 @@ with numpy when the rows fit (``features_arrays``), else by DuckDB's window SQL,
 same values (``batch_inputs``). The rows are then scored, tiered, explained and appended to the output in chunks
 (``batch_scores``), keeping the input's rows (in file order) and columns, plus ``score``, ``tier``, ``model_id`` and
 ``reason_1..reason_k``. Outputs are written to temp files beside their targets and renamed only when everything
-succeeded.
+succeeded; a run without rejects then removes a rejects file an earlier run left at its rejects path, which would
+otherwise read as this run's.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ FEATURES_DONE = 0.35  # share of the progress bar spent before streaming starts
 def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None = None, *,
                explain_tiers: Sequence[str] = ("high", "medium"), explain_all: bool = False, k: int = 3,
                chunk_rows: int = 200_000, rejects_path: str | Path | None = None, root: str | Path | None = None,
-               progress: Progress | None = None, explanation_sample: int = 0) -> dict[str, Any]:
+               progress: Progress | None = None, explanation_sample: int = 0, delimiter: str | None = None,
+               encoding: str = "utf-8") -> dict[str, Any]:
     """Score every valid row of ``in_path`` into ``out_path`` (same format); return counts, paths and timings (wall
     ``seconds`` and ``cpu_seconds`` per stage).
+
+    ``delimiter`` and ``encoding`` read a CSV input as ``load_dataset`` does; a CSV output is UTF-8, comma-separated.
 
     ``explanation_sample`` > 0 also returns ``explanation``: the contributions of up to that many of the explained
     rows (a seeded sample across the file, None when no row was explained), for a SHAP summary of the batch."""
@@ -48,12 +52,14 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
     _check_request(in_path, out_path, explain_tiers, k, chunk_rows)
     scorer = Scorer.load(model_id, root)
     report(0.0, f"reading {in_path.name}")
-    ds = load_dataset(in_path)
+    ds = load_dataset(in_path, delimiter=delimiter, encoding=encoding)
     fmt = ds.format
-    _check_format(out_path, fmt)
     rejects_path = Path(rejects_path) if rejects_path else out_path.with_name(f"{out_path.stem}.rejects.{suffix(fmt)}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_targets(in_path, out_path, rejects_path, fmt)
+    except FraudcoreError:
+        ds.con.close()
+        raise
     work = Path(tempfile.mkdtemp(prefix=".fraudcore-score-", dir=out_path.parent))
     tmp_out, tmp_rejects = temp_beside(out_path), temp_beside(rejects_path)
     since = clock.lap("load", since)
@@ -78,6 +84,8 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
         os.replace(tmp_out, out_path)
         if rejected:
             os.replace(tmp_rejects, rejects_path)
+        else:  # a rejects file from an earlier run to this output would read as this run's
+            rejects_path.unlink(missing_ok=True)
     finally:
         ds.con.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -94,17 +102,45 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
 
 
 def _check_request(in_path: Path, out_path: Path, explain_tiers: Sequence[str], k: int, chunk_rows: int) -> None:
-    if out_path.resolve() == in_path.resolve():
+    if _same_file(out_path, in_path):
         raise FraudcoreError(f"the output {out_path} is the input file; write the scores to another path")
     unknown = sorted(set(explain_tiers) - set(TIERS))
     if unknown:
         raise FraudcoreError(f"explain_tiers {unknown} are not tiers; choose from {TIERS}")
-    if k < 1 or chunk_rows < 1:
-        raise FraudcoreError(f"k (reasons per row, got {k}) and chunk_rows (got {chunk_rows}) must be at least 1")
+    for name, value, what in (("k", k, "reasons per row"), ("chunk_rows", chunk_rows, "rows per chunk")):
+        if value < 1:
+            raise FraudcoreError(f"{name} ({what}) must be at least 1, got {value}")
 
 
-def _check_format(out_path: Path, fmt: str) -> None:
+def _check_targets(in_path: Path, out_path: Path, rejects_path: Path, fmt: str) -> None:
+    """Refuse, before anything is written, a rejects file that would replace the input or the output (it is written
+    last and, with no rejects, removed), a name in the other format, and a target no file can be written to; then
+    create the targets' folders."""
+    for other, role in ((in_path, "input"), (out_path, "output")):
+        if _same_file(rejects_path, other):
+            raise FraudcoreError(f"the rejects file {rejects_path} is the {role} file; name another rejects path")
+    for path, role in ((out_path, "output"), (rejects_path, "rejects file")):
+        _check_format(path, fmt, role)
+        if path.is_dir():
+            raise FraudcoreError(f"the {role} {path} is a folder; name a file in it")
+        nearest = next(p for p in path.absolute().parents if p.exists())
+        if not nearest.is_dir():
+            raise FraudcoreError(f"the {role} {path} lies under {nearest}, which is a file, not a folder; "
+                                 f"choose a path in a folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FraudcoreError(f"cannot create the folder {path.parent} for the {role} ({exc.strerror}); "
+                                 f"choose a path in a folder you can write to") from exc
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file, whatever the spelling: relative paths, symlinks and (for existing files) hard links."""
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def _check_format(path: Path, fmt: str, role: str = "output") -> None:
     other = {"csv": (".parquet", ".pq"), "parquet": (".csv", ".tsv", ".txt")}[fmt if fmt == "parquet" else "csv"]
-    if out_path.suffix.lower() in other:
-        raise FraudcoreError(f"the input is {fmt.upper()} but the output is named {out_path.name}; the output keeps "
+    if path.suffix.lower() in other:
+        raise FraudcoreError(f"the input is {fmt.upper()} but the {role} is named {path.name}; the {role} keeps "
                              f"the input's format: name it *.{suffix(fmt)}")

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from fraudcore.config import DEMO_ROWS, DEMO_SEED, get_paths
 from fraudcore.errors import FraudcoreError
 
 ProgressFn = Callable[[float, str], None]
+_UNFINISHED: set = set()  # streams whose progress line has no newline yet: an error must not continue that line
 
 
-def progress_line(label: str, stream=sys.stderr, every_s: float = 0.25) -> ProgressFn:
+def progress_line(label: str, stream=None, every_s: float = 0.25) -> ProgressFn:
     """A progress callback that rewrites one line on stderr ('label  42%  3.1s message'), at most every ``every_s``."""
+    stream = stream or sys.stderr
     started = time.perf_counter()
     state = {"drawn": -1.0, "done": False}
 
@@ -30,6 +35,7 @@ def progress_line(label: str, stream=sys.stderr, every_s: float = 0.25) -> Progr
         stream.write(f"\r{label} {min(fraction, 1.0):4.0%} {now - started:6.1f}s {message[:60]:<60}")
         stream.write("\n" if finished else "")
         stream.flush()
+        (_UNFINISHED.discard if finished else _UNFINISHED.add)(stream)
 
     return report
 
@@ -82,7 +88,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 def _objective(text: str) -> tuple[str, float | None]:
     """'precision:0.9' -> ('precision', 0.9); 'f1' -> ('f1', None)."""
     name, _, value = text.partition(":")
-    return name, float(value) if value else None
+    try:
+        return name, float(value) if value else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value after ':' must be a number, e.g. precision:0.9") \
+            from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -97,9 +107,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                      test_end=args.test_end, seed=args.seed)
     request = TrainRequest(model_id=args.model_id, algo=args.algo, features=args.features, split=plan,
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
-                           device=args.device, refit=args.refit, high=_objective(args.high),
-                           medium=_objective(args.medium), review_cost=args.review_cost, created_by="cli")
-    opened = open_dataset(args.data)
+                           device=args.device, refit=args.refit, high=args.high,
+                           medium=args.medium, review_cost=args.review_cost, created_by="cli")
+    opened = open_dataset(args.data, delimiter=args.delimiter, encoding=args.encoding)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
     metadata = train(opened.with_spec(spec), request, progress=progress_line("train"))
     _print_json({"model_id": metadata.model_id, "algo": metadata.algo, "split": metadata.split["label"],
@@ -114,7 +124,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     tiers = [t.strip() for t in args.explain_tiers.split(",") if t.strip()] if args.explain_tiers else []
     result = score_file(args.input, args.out, args.model, explain_tiers=tiers, explain_all=args.explain_all, k=args.k,
-                        chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"))
+                        chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"),
+                        delimiter=args.delimiter, encoding=args.encoding)
     rejected = result.get("rows_rejected", 0)
     if rejected:
         print(f"{rejected:,} rows rejected (each with its reason) in {result.get('rejects_path')}", file=sys.stderr)
@@ -125,7 +136,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fraudcore.training import evaluate_saved
 
-    result = evaluate_saved(args.model, args.data, review_cost=args.review_cost)
+    result = evaluate_saved(args.model, args.data, review_cost=args.review_cost, delimiter=args.delimiter,
+                            encoding=args.encoding)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     _print_json(result)
@@ -204,6 +216,12 @@ def _date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2018-07-25") from exc
 
 
+def _csv_options(p: argparse.ArgumentParser) -> None:
+    """--delimiter and --encoding, read by every command that loads a data file the same way (load_dataset)."""
+    p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
+    p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fraudcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -213,8 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="load a CSV/Parquet file, infer column roles, validate, print JSON")
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet file")
-    p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
-    p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+    _csv_options(p)
     p.add_argument("--spec", help="use this dataset spec JSON instead of inferring roles")
     p.add_argument("--spec-out", help="write the (inferred) dataset spec JSON here")
     p.set_defaults(func=cmd_inspect)
@@ -237,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model, tune tiers on validation, evaluate on test, save the artifact")
     p.add_argument("--data", required=True, help="CSV or Parquet with labelled events")
+    _csv_options(p)
     p.add_argument("--model-id", required=True, help="artifact name (letters, digits, - _ .)")
     p.add_argument("--algo", choices=["xgboost", "logreg", "anomaly"], default="xgboost")
     p.add_argument("--label", help="label column (1 = fraud); default: inferred")
@@ -262,8 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="train the chosen configuration again on train + validation before the test; the tiers stay "
                         "those tuned on validation before it, and their alert volume may not carry over")
-    p.add_argument("--high", default="precision:0.9", help="objective of the high (block) cut, e.g. precision:0.9")
-    p.add_argument("--medium", default="alert_budget:100",
+    p.add_argument("--high", type=_objective, default="precision:0.9",
+                   help="objective of the high (block) cut, e.g. precision:0.9")
+    p.add_argument("--medium", type=_objective, default="alert_budget:100",
                    help="objective of the medium (review) cut: f1, precision:P, recall:R, alert_budget:K, cost")
     p.add_argument("--review-cost", type=float, default=5.0, help="cost of reviewing one alert (for cost metrics)")
     p.set_defaults(func=cmd_train)
@@ -272,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "row, same format out; invalid rows to a rejects file with their reason")
     p.add_argument("--model", help="model id (default: the champion)")
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet with the model's input fields")
-    p.add_argument("--out", required=True, help="output file, same format as the input")
+    p.add_argument("--out", required=True, help="output file, same format as the input (a CSV: UTF-8, commas)")
+    _csv_options(p)
     explain = p.add_mutually_exclusive_group()
     explain.add_argument("--explain-tiers", default="high,medium",
                          help="comma-separated tiers whose rows get reasons (default high,medium; '' for none)")
@@ -285,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="a saved model's metrics on a labelled file")
     p.add_argument("--model", required=True, help="model id")
     p.add_argument("--data", required=True, help="CSV or Parquet with the same columns as the training data")
+    _csv_options(p)
     p.add_argument("--review-cost", type=float, default=5.0)
     p.set_defaults(func=cmd_evaluate)
 
@@ -404,9 +425,48 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; what the user can fix (a FraudcoreError, a request the flags make that its rules refuse, a
+    path that cannot be read or written) is printed as plain ``error:`` lines with exit 2, never a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FraudcoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except FraudcoreError as exc:  # the loaders advise encoding='latin-1': here that is a flag
+        return _fail(re.sub(r"\b(encoding|delimiter)=('[^']*')", r"--\1 \2", str(exc)))
+    except ValidationError as exc:  # TrainRequest, SplitPlan, ... built from the flags
+        return _fail(*(_as_flags(_problem(error), args) for error in exc.errors()))
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}; check the path (each folder in it must be a folder, not a file) "
+                     f"and that you may read and write there")
+    finally:
+        _end_progress()  # also before a traceback, and after a command that stopped short of 100%
+
+
+def _fail(*problems: str) -> int:
+    _end_progress()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2
+
+
+def _end_progress() -> None:
+    """End an unfinished progress line, so that what follows starts on a line of its own."""
+    while _UNFINISHED:
+        stream = _UNFINISHED.pop()
+        stream.write("\n")
+        stream.flush()
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as 'field: message' (no pydantic boilerplate, no input dump)."""
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _as_flags(text: str, args: argparse.Namespace) -> str:
+    """Field names of this command's options as the flags the user typed (valid_size -> --valid-size)."""
+    for name in vars(args):
+        if "_" in name:
+            text = re.sub(rf"(?<![\w/.-]){name}(?![\w/.-])", "--" + name.replace("_", "-"), text)
+    return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,59 @@ def test_cli_score_writes_the_same_format_with_reasons_and_rejects(trained, tmp_
     assert len(out) == 399 and {"score", "tier", "reason_1", "reason_2"} <= set(out.columns)
     assert "reason_3" not in out.columns and out["reason_1"].notna().all()  # --explain-all, k=2
     assert rejects["amount"].tolist() == ["lots"] and "amount" in rejects["reject_reason"][0]
+
+
+def test_a_rejects_path_on_the_input_or_output_is_refused_before_anything_is_written(trained, tmp_path, monkeypatch):
+    """The rejects file is renamed into place last: on the input it replaced the data, on the output the scores."""
+    _dirty_csv(trained, tmp_path / "dirty.csv")
+    shutil.copy(tmp_path / "dirty.csv", tmp_path / "out.rejects.csv")  # where the rejects of out.csv go by default
+    (tmp_path / "link.csv").symlink_to(tmp_path / "dirty.csv")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    cases = [("dirty.csv", "out.csv", tmp_path / "link.csv", "is the input file"),
+             ("dirty.csv", "out.csv", "./out.csv", "is the output file"),
+             ("out.rejects.csv", "out.csv", None, "is the input file"),
+             ("dirty.csv", "out.csv", "rejects.parquet", r"rejects file is named rejects\.parquet.*\*\.csv")]
+    for source, out, rejects, message in cases:
+        with pytest.raises(FraudcoreError, match=message):
+            score_file(source, tmp_path / out, trained.model_id, root=trained.root, rejects_path=rejects)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_run_without_rejects_removes_the_rejects_file_an_earlier_run_left(trained, tmp_path, monkeypatch):
+    _dirty_csv(trained, tmp_path / "dirty.csv")
+    trained.frame.iloc[:2000].to_csv(tmp_path / "clean.csv", index=False)
+    for rejects in (None, tmp_path / "mine.csv"):
+        dirty = score_file(tmp_path / "dirty.csv", tmp_path / "out.csv", trained.model_id, root=trained.root,
+                           explain_tiers=(), rejects_path=rejects)
+        left = tmp_path / Path(dirty["rejects_path"]).name
+        assert left.exists()
+        monkeypatch.setattr(batch_scores, "explain", lambda *a, **kw: 1 / 0)
+        with pytest.raises(ZeroDivisionError):  # a failed run changes nothing, the old rejects included
+            score_file(tmp_path / "clean.csv", tmp_path / "out.csv", trained.model_id, root=trained.root,
+                       explain_all=True, rejects_path=rejects)
+        assert left.exists()
+        monkeypatch.undo()
+        clean = score_file(tmp_path / "clean.csv", tmp_path / "out.csv", trained.model_id, root=trained.root,
+                           explain_tiers=(), rejects_path=rejects)
+        assert clean["rejects_path"] is None and not left.exists()
+
+
+@pytest.mark.parametrize(("option", "named", "not_named"), [({"k": 0}, "k (reasons", "chunk_rows"),
+                                                            ({"chunk_rows": 0}, "chunk_rows", "k (")])
+def test_a_bad_count_names_only_its_own_option(trained, tmp_path, option, named, not_named):
+    with pytest.raises(FraudcoreError) as error:
+        score_file(trained.parquet, tmp_path / "out.parquet", trained.model_id, root=trained.root, **option)
+    assert named in str(error.value) and not_named not in str(error.value)
+
+
+def test_an_output_under_a_file_or_on_a_folder_is_a_clear_error(trained, tmp_path):
+    (tmp_path / "base.csv").write_text("a file, not a folder")
+    with pytest.raises(FraudcoreError, match=r"lies under .*base\.csv, which is a file"):
+        score_file(trained.parquet, tmp_path / "base.csv" / "x.parquet", trained.model_id, root=trained.root)
+    with pytest.raises(FraudcoreError, match="is a folder"):
+        score_file(trained.parquet, tmp_path, trained.model_id, root=trained.root)
+    with pytest.raises(FraudcoreError, match=r"rejects file .* lies under"):
+        score_file(trained.parquet, tmp_path / "out.parquet", trained.model_id, root=trained.root,
+                   rejects_path=tmp_path / "base.csv" / "r.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["base.csv"]
