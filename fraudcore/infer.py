@@ -111,6 +111,20 @@ def _pick_time(profiles: dict[str, ColumnProfile], taken: set[str]) -> tuple[str
     return None, "timestamp", []
 
 
+def _pick_event_id(ds: LoadedDataset, profiles: dict[str, ColumnProfile],
+                   taken: set[str]) -> tuple[str | None, dict[str, str]]:
+    """The event id by its name, even when values repeat, so validation reports the duplicates.
+
+    A unique id-named column wins; then one whose values are mostly distinct. The other id-named columns come back
+    with why they are not the id, so they are ignored rather than fed to a model as numbers.
+    """
+    named = [c for c in profiles if normalise(c) in ID_NAMES and c not in taken]
+    shaped = [c for c in named if 2 * profiles[c].n_distinct >= ds.n_rows - profiles[c].n_null > 0]
+    chosen = next((c for c in shaped if _is_unique(ds, c)), shaped[0] if shaped else None)
+    return chosen, {c: f"{chosen!r} is the event id" if chosen else "most of its values repeat"
+                    for c in named if c != chosen}
+
+
 def _is_entity(name: str, profile: ColumnProfile) -> bool:
     toks = tokens(name)
     if profile.dtype.startswith(("FLOAT", "DOUBLE", "DECIMAL")) or profile.n_distinct < 2:
@@ -132,9 +146,10 @@ def infer_spec(ds: LoadedDataset, leakage: bool = True) -> DatasetSpec:
     if event_time:
         reasons[event_time] = "timestamp column" if unit == "timestamp" else "seconds from a start (numeric time)"
         taken.add(event_time)
-    event_id = next((c for c in profiles if normalise(c) in ID_NAMES and c not in taken and _is_unique(ds, c)), None)
+    event_id, id_named = _pick_event_id(ds, profiles, taken)
     if event_id:
-        reasons[event_id] = "named like an event id and unique"
+        reasons[event_id] = "named like an event id and unique" if _is_unique(ds, event_id) else \
+            "named like an event id; some values repeat or are empty (see the validation problems)"
         taken.add(event_id)
     amount = next((c for c in profiles if c not in taken and profiles[c].numeric_share >= 0.9
                    and (normalise(c) in AMOUNT_WORDS or set(tokens(c)) & {"amount", "amt"})), None)
@@ -146,6 +161,8 @@ def infer_spec(ds: LoadedDataset, leakage: bool = True) -> DatasetSpec:
         if col in taken:
             continue
         role, why = _other_role(col, prof, ds.n_rows, col in other_times)
+        if col in id_named and role != "ignored":
+            role, why = "ignored", f"named like an event id, but {id_named[col]}; ids are never model inputs"
         spec[role].append(col)
         reasons[col] = why
     result = DatasetSpec(event_id=event_id, event_time=event_time, time_unit=unit, label=label, amount=amount,

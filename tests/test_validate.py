@@ -99,7 +99,7 @@ def test_csv_with_several_problems_through_open_dataset(tmp_path):
     text = ("transaction_id,tx_datetime,customer_id,tx_amount,is_fraud\n"
             "1,2024-01-01 10:00:00,5,10.0,0\n2,not a time,5,-3.0,1\n2,2024-01-01 11:00:00,6,7.5,0\n")
     opened = open_dataset(write_bytes(tmp_path, "tx.csv", text.encode()))
-    assert opened.spec.event_id is None  # not unique, so not taken as id; the analyst can override
-    forced = opened.with_spec(opened.spec.with_role("transaction_id", "event_id"))
-    kinds = {p.kind for p in forced.report.errors}
+    assert opened.spec.event_id == "transaction_id"  # taken by name although it repeats, so duplicates are reported
+    kinds = {p.kind for p in opened.report.errors}
     assert {"duplicate_id", "unparseable_time", "negative_amount"} <= kinds
+    assert only(opened.report, "duplicate_id").rows == [2, 3]
