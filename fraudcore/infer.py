@@ -22,6 +22,9 @@ AMOUNT_WORDS = {"amount", "amt", "tx_amount", "transactionamt", "value"}
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
 MAX_CATEGORIES = 1000
+# a number written with a decimal comma and/or thousands separators: '24,28', '1.234,56', '1,234.50', '1 234'
+FORMATTED_NUMBER = r"[+-]?(\d{1,3}([., ]\d{3})+|\d+)([.,]\d+)?"
+FORMATTED_REASON = "numbers written with decimal commas or thousands separators (see the validation problem)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ColumnProfile:
     n_distinct: int
     numeric_share: float  # share of non-null values that parse as numbers (1.0 for numeric types)
     time_share: float  # share of non-null values that parse as timestamps
+    formatted_share: float  # share of non-null values matching FORMATTED_NUMBER (decimal commas, thousands)
 
     @property
     def is_numeric(self) -> bool:
@@ -66,15 +70,21 @@ def column_profiles(ds: LoadedDataset) -> dict[str, ColumnProfile]:
         text = dtype.startswith("VARCHAR")
         num = f"avg(CASE WHEN TRY_CAST(trim({q}) AS DOUBLE) IS NULL THEN 0 ELSE 1 END)" if text else "1.0"
         tim = f"avg(CASE WHEN TRY_CAST(trim({q}) AS TIMESTAMP) IS NULL THEN 0 ELSE 1 END)" if text else "0.0"
-        parts.append(f"count(*) - count({q}), approx_count_distinct({q}), {num}, {tim}")
+        fmt = f"avg(CASE WHEN regexp_full_match(trim({q}), '{FORMATTED_NUMBER}') THEN 1 ELSE 0 END)" if text else "0.0"
+        parts.append(f"count(*) - count({q}), approx_count_distinct({q}), {num}, {tim}, {fmt}")
     row = ds.con.execute(f"SELECT {', '.join(parts)} FROM {ds.table}").fetchone()
     profiles = {}
     for i, (col, dtype) in enumerate(ds.columns.items()):
-        n_null, n_distinct, num, tim = row[4 * i: 4 * i + 4]
+        n_null, n_distinct, num, tim, fmt = row[5 * i: 5 * i + 5]
         if dtype.startswith(("TIMESTAMP", "DATE")):
             tim = 1.0
-        profiles[col] = ColumnProfile(col, dtype, int(n_null), int(n_distinct or 0), float(num or 0), float(tim or 0))
+        profiles[col] = ColumnProfile(col, dtype, int(n_null), int(n_distinct or 0), float(num or 0), float(tim or 0),
+                                      float(fmt or 0))
     return profiles
+
+
+def is_amount_name(name: str) -> bool:
+    return normalise(name) in AMOUNT_WORDS or bool(set(tokens(name)) & {"amount", "amt"})
 
 
 def _is_binary(ds: LoadedDataset, col: str) -> bool:
@@ -151,10 +161,11 @@ def infer_spec(ds: LoadedDataset, leakage: bool = True) -> DatasetSpec:
         reasons[event_id] = "named like an event id and unique" if _is_unique(ds, event_id) else \
             "named like an event id; some values repeat or are empty (see the validation problems)"
         taken.add(event_id)
-    amount = next((c for c in profiles if c not in taken and profiles[c].numeric_share >= 0.9
-                   and (normalise(c) in AMOUNT_WORDS or set(tokens(c)) & {"amount", "amt"})), None)
+    amount = next((c for c in profiles if c not in taken and is_amount_name(c)
+                   and max(profiles[c].numeric_share, profiles[c].formatted_share) >= 0.9), None)
     if amount:
-        reasons[amount] = "named like an amount and numeric"
+        reasons[amount] = "named like an amount and numeric" if profiles[amount].numeric_share >= 0.9 else \
+            f"named like an amount; {FORMATTED_REASON}"
         taken.add(amount)
     spec = {"entities": [], "categorical": [], "numeric": [], "ignored": []}
     for col, prof in profiles.items():
@@ -186,6 +197,8 @@ def _other_role(col: str, prof: ColumnProfile, n_rows: int, is_other_time: bool)
         return "numeric", "numeric"
     if prof.is_text and prof.numeric_share >= 0.9:
         return "numeric", "numbers stored as text"
+    if prof.is_text and prof.formatted_share >= 0.9:
+        return "numeric", FORMATTED_REASON
     if prof.dtype.startswith("BOOLEAN") or prof.n_distinct <= MAX_CATEGORIES:
         return "categorical", f"text with {prof.n_distinct} distinct values"
     return "ignored", f"text with {prof.n_distinct} distinct values: too many for a category (mark it as an entity " \
