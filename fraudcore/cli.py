@@ -47,7 +47,8 @@ def cmd_paths(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from fraudcore.dataset import open_dataset
 
-    opened = open_dataset(args.input, delimiter=args.delimiter, encoding=args.encoding, spec_path=args.spec)
+    opened = open_dataset(args.input, delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal,
+                          spec_path=args.spec)
     if args.spec_out:
         opened.spec.save(args.spec_out)
     for problem in opened.report.problems:
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet file")
     p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
     p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+    p.add_argument("--decimal", default=".", choices=[".", ","], help="CSV decimal separator ('12,50' needs ',')")
     p.add_argument("--spec", help="use this dataset spec JSON instead of inferring roles")
     p.add_argument("--spec-out", help="write the (inferred) dataset spec JSON here")
     p.set_defaults(func=cmd_inspect)

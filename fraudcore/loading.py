@@ -26,6 +26,7 @@ CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 ENCODINGS = ("utf-8", "latin-1", "utf-16")
+DECIMALS = (".", ",")
 # DuckDB's own words for undecodable bytes; its sniffer errors also mention encodings, but only as a possible fix
 ENCODING_ERROR = re.compile(r"invalid unicode|not [\w-]+ encoded", re.IGNORECASE)
 RAGGED_EXAMPLES = 5
@@ -143,7 +144,8 @@ def _encoding_problem(path: Path, message: str, encoding: str) -> DataContractEr
     )
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None, encoding: str) -> None:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None, encoding: str,
+              decimal: str = ".") -> None:
     """Read a CSV into the table; a column whose type guess fails past the sniffed sample is re-read as text.
 
     That way a stray 'n/a' on row 30,000 of a numeric column becomes a validation problem with its row numbers
@@ -153,8 +155,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None,
         raise DataContractError(f"encoding {encoding!r} is not supported; use one of {', '.join(ENCODINGS)}")
     as_text: dict[str, str] = {}
     while True:
-        options = "header = true, encoding = ?" + (", delim = ?" if delimiter is not None else "")
-        params: list = [str(path), encoding] + ([delimiter] if delimiter is not None else [])
+        options = "header = true, encoding = ?, decimal_separator = ?" + (", delim = ?" if delimiter else "")
+        params: list = [str(path), encoding, decimal] + ([delimiter] if delimiter else [])
         if as_text:
             options += ", types = ?"
             params.append(dict(as_text))
@@ -241,8 +243,13 @@ def _check_split(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, deli
         )
 
 
-def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8") -> LoadedDataset:
-    """Load a CSV or Parquet file into DuckDB; raise DataContractError saying what is wrong and what to do."""
+def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8",
+                 decimal: str = ".") -> LoadedDataset:
+    """Load a CSV or Parquet file into DuckDB; raise DataContractError saying what is wrong and what to do.
+
+    ``decimal=','`` reads numbers written like '12,50' (a European export); it is never guessed, because '1,250' could
+    be either, and it needs a delimiter other than ','.
+    """
     path = Path(path)
     if not path.exists():
         raise DataContractError(f"{path} does not exist; check the path or upload the file")
@@ -256,9 +263,18 @@ def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: st
         except duckdb.Error as exc:
             raise DataContractError(f"{path.name} is not a readable Parquet file ({exc}); export it again") from exc
     else:
-        _read_csv(con, path, delimiter, encoding)
+        _read_csv(con, path, delimiter, encoding, _decimal(path, decimal, delimiter, encoding))
         _check_split(con, path, encoding, delimiter)
     return _describe(con, str(path), fmt)
+
+
+def _decimal(path: Path, decimal: str, delimiter: str | None, encoding: str) -> str:
+    if decimal not in DECIMALS:
+        raise DataContractError(f"decimal separator {decimal!r} is not supported; use '.' or ','")
+    if decimal == "," and (delimiter or _likely_delimiter(_first_line(path, encoding))) == ",":
+        raise DataContractError(f"{path.name} is separated by ',', so ',' cannot also be its decimal separator; "
+                                "re-export it with '.' decimals, or with ';' between fields")
+    return decimal
 
 
 def _describe(con: duckdb.DuckDBPyConnection, source: str, fmt: str) -> LoadedDataset:

@@ -112,3 +112,18 @@ def test_bad_value_past_the_type_sample_becomes_a_validation_problem(tmp_path):
     assert opened.data.n_rows == 30_001 and opened.spec.amount == "amount"
     problem = next(p for p in opened.report.errors if p.kind == "number_as_text")
     assert problem.column == "amount" and problem.rows == [30_001] and problem.values == ["'abc'"]
+
+
+def test_european_csv_keeps_its_amount_flagged_or_read_with_decimal_comma(tmp_path):
+    from fraudcore.dataset import open_dataset
+
+    path = write_bytes(tmp_path, "euro.csv", GOOD.replace(",", ";").replace("12.5", "12,5").replace("99.0", "99,0")
+                       .encode())
+    opened = open_dataset(path)
+    assert opened.spec.amount == "amount"
+    problem = next(p for p in opened.report.errors if p.kind == "decimal_comma")
+    assert problem.column == "amount" and problem.rows == [1, 2] and problem.values == ["'12,5'", "'99,0'"]
+    read = open_dataset(path, decimal=",")
+    assert read.data.frame()["amount"].tolist() == [12.5, 99.0] and read.report.ok
+    with pytest.raises(DataContractError, match="cannot also be its decimal separator"):
+        load_dataset(write_bytes(tmp_path, "comma.csv", GOOD.encode()), decimal=",")
