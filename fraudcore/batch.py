@@ -38,11 +38,12 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
                explain_tiers: Sequence[str] = ("high", "medium"), explain_all: bool = False, k: int = 3,
                chunk_rows: int = 200_000, rejects_path: str | Path | None = None, root: str | Path | None = None,
                progress: Progress | None = None, explanation_sample: int = 0, delimiter: str | None = None,
-               encoding: str = "utf-8") -> dict[str, Any]:
+               encoding: str = "utf-8", decimal: str = ".") -> dict[str, Any]:
     """Score every valid row of ``in_path`` into ``out_path`` (same format); return counts, paths and timings (wall
     ``seconds`` and ``cpu_seconds`` per stage).
 
-    ``delimiter`` and ``encoding`` read a CSV input as ``load_dataset`` does; a CSV output is UTF-8, comma-separated.
+    ``delimiter``, ``encoding`` and ``decimal`` read a CSV input as ``load_dataset`` does; a CSV output is UTF-8,
+    comma-separated.
 
     ``explanation_sample`` > 0 also returns ``explanation``: the contributions of up to that many of the explained
     rows (a seeded sample across the file, None when no row was explained), for a SHAP summary of the batch."""
@@ -52,7 +53,7 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
     _check_request(in_path, out_path, explain_tiers, k, chunk_rows)
     scorer = Scorer.load(model_id, root)
     report(0.0, f"reading {in_path.name}")
-    ds = load_dataset(in_path, delimiter=delimiter, encoding=encoding)
+    ds = load_dataset(in_path, delimiter=delimiter, encoding=encoding, decimal=decimal)
     fmt = ds.format
     rejects_path = Path(rejects_path) if rejects_path else out_path.with_name(f"{out_path.stem}.rejects.{suffix(fmt)}")
     try:

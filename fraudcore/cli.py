@@ -53,7 +53,8 @@ def cmd_paths(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from fraudcore.dataset import open_dataset
 
-    opened = open_dataset(args.input, delimiter=args.delimiter, encoding=args.encoding, spec_path=args.spec)
+    opened = open_dataset(args.input, delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal,
+                          spec_path=args.spec)
     if args.spec_out:
         opened.spec.save(args.spec_out)
     for problem in opened.report.problems:
@@ -109,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            search_minutes=args.search_minutes, search_trials=args.search_trials, seed=args.seed,
                            device=args.device, refit=args.refit, high=args.high,
                            medium=args.medium, review_cost=args.review_cost, created_by="cli")
-    opened = open_dataset(args.data, delimiter=args.delimiter, encoding=args.encoding)
+    opened = open_dataset(args.data, delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal)
     spec = apply_overrides(opened.spec, opened.data, args.label, args.time, args.amount, args.entity)
     metadata = train(opened.with_spec(spec), request, progress=progress_line("train"))
     _print_json({"model_id": metadata.model_id, "algo": metadata.algo, "split": metadata.split["label"],
@@ -125,7 +126,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     tiers = [t.strip() for t in args.explain_tiers.split(",") if t.strip()] if args.explain_tiers else []
     result = score_file(args.input, args.out, args.model, explain_tiers=tiers, explain_all=args.explain_all, k=args.k,
                         chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"),
-                        delimiter=args.delimiter, encoding=args.encoding)
+                        delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal)
     rejected = result.get("rows_rejected", 0)
     if rejected:
         print(f"{rejected:,} rows rejected (each with its reason) in {result.get('rejects_path')}", file=sys.stderr)
@@ -137,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fraudcore.training import evaluate_saved
 
     result = evaluate_saved(args.model, args.data, review_cost=args.review_cost, delimiter=args.delimiter,
-                            encoding=args.encoding)
+                            encoding=args.encoding, decimal=args.decimal)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     _print_json(result)
@@ -217,9 +218,11 @@ def _date(text: str) -> datetime:
 
 
 def _csv_options(p: argparse.ArgumentParser) -> None:
-    """--delimiter and --encoding, read by every command that loads a data file the same way (load_dataset)."""
+    """--delimiter, --encoding and --decimal, read by every command that loads a data file the same way
+    (load_dataset)."""
     p.add_argument("--delimiter", help="CSV delimiter (default: auto-detect)")
     p.add_argument("--encoding", default="utf-8", help="CSV encoding: utf-8 (BOM fine), latin-1 or utf-16")
+    p.add_argument("--decimal", default=".", choices=[".", ","], help="CSV decimal separator ('12,50' needs ',')")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,10 +24,10 @@ class OpenedDataset:
         return OpenedDataset(self.data, spec, validate(self.data, spec))
 
 
-def open_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8",
+def open_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8", decimal: str = ".",
                  spec: DatasetSpec | None = None, spec_path: str | Path | None = None) -> OpenedDataset:
     """Load ``path``, use the given spec (or infer one), and validate; errors reading the file raise."""
-    data = load_dataset(path, delimiter=delimiter, encoding=encoding)
+    data = load_dataset(path, delimiter=delimiter, encoding=encoding, decimal=decimal)
     if spec is None:
         spec = DatasetSpec.load(spec_path) if spec_path else infer_spec(data)
     return OpenedDataset(data, spec, validate(data, spec))

@@ -22,6 +22,9 @@ AMOUNT_WORDS = {"amount", "amt", "tx_amount", "transactionamt", "value"}
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
 MAX_CATEGORIES = 1000
+# a number written with a decimal comma and/or thousands separators: '24,28', '1.234,56', '1,234.50', '1 234'
+FORMATTED_NUMBER = r"[+-]?(\d{1,3}([., ]\d{3})+|\d+)([.,]\d+)?"
+FORMATTED_REASON = "numbers written with decimal commas or thousands separators (see the validation problem)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ColumnProfile:
     n_distinct: int
     numeric_share: float  # share of non-null values that parse as numbers (1.0 for numeric types)
     time_share: float  # share of non-null values that parse as timestamps
+    formatted_share: float  # share of non-null values matching FORMATTED_NUMBER (decimal commas, thousands)
 
     @property
     def is_numeric(self) -> bool:
@@ -66,15 +70,21 @@ def column_profiles(ds: LoadedDataset) -> dict[str, ColumnProfile]:
         text = dtype.startswith("VARCHAR")
         num = f"avg(CASE WHEN TRY_CAST(trim({q}) AS DOUBLE) IS NULL THEN 0 ELSE 1 END)" if text else "1.0"
         tim = f"avg(CASE WHEN TRY_CAST(trim({q}) AS TIMESTAMP) IS NULL THEN 0 ELSE 1 END)" if text else "0.0"
-        parts.append(f"count(*) - count({q}), approx_count_distinct({q}), {num}, {tim}")
+        fmt = f"avg(CASE WHEN regexp_full_match(trim({q}), '{FORMATTED_NUMBER}') THEN 1 ELSE 0 END)" if text else "0.0"
+        parts.append(f"count(*) - count({q}), approx_count_distinct({q}), {num}, {tim}, {fmt}")
     row = ds.con.execute(f"SELECT {', '.join(parts)} FROM {ds.table}").fetchone()
     profiles = {}
     for i, (col, dtype) in enumerate(ds.columns.items()):
-        n_null, n_distinct, num, tim = row[4 * i: 4 * i + 4]
+        n_null, n_distinct, num, tim, fmt = row[5 * i: 5 * i + 5]
         if dtype.startswith(("TIMESTAMP", "DATE")):
             tim = 1.0
-        profiles[col] = ColumnProfile(col, dtype, int(n_null), int(n_distinct or 0), float(num or 0), float(tim or 0))
+        profiles[col] = ColumnProfile(col, dtype, int(n_null), int(n_distinct or 0), float(num or 0), float(tim or 0),
+                                      float(fmt or 0))
     return profiles
+
+
+def is_amount_name(name: str) -> bool:
+    return normalise(name) in AMOUNT_WORDS or bool(set(tokens(name)) & {"amount", "amt"})
 
 
 def _is_binary(ds: LoadedDataset, col: str) -> bool:
@@ -111,6 +121,20 @@ def _pick_time(profiles: dict[str, ColumnProfile], taken: set[str]) -> tuple[str
     return None, "timestamp", []
 
 
+def _pick_event_id(ds: LoadedDataset, profiles: dict[str, ColumnProfile],
+                   taken: set[str]) -> tuple[str | None, dict[str, str]]:
+    """The event id by its name, even when values repeat, so validation reports the duplicates.
+
+    A unique id-named column wins; then one whose values are mostly distinct. The other id-named columns come back
+    with why they are not the id, so they are ignored rather than fed to a model as numbers.
+    """
+    named = [c for c in profiles if normalise(c) in ID_NAMES and c not in taken]
+    shaped = [c for c in named if 2 * profiles[c].n_distinct >= ds.n_rows - profiles[c].n_null > 0]
+    chosen = next((c for c in shaped if _is_unique(ds, c)), shaped[0] if shaped else None)
+    return chosen, {c: f"{chosen!r} is the event id" if chosen else "most of its values repeat"
+                    for c in named if c != chosen}
+
+
 def _is_entity(name: str, profile: ColumnProfile) -> bool:
     toks = tokens(name)
     if profile.dtype.startswith(("FLOAT", "DOUBLE", "DECIMAL")) or profile.n_distinct < 2:
@@ -132,20 +156,24 @@ def infer_spec(ds: LoadedDataset, leakage: bool = True) -> DatasetSpec:
     if event_time:
         reasons[event_time] = "timestamp column" if unit == "timestamp" else "seconds from a start (numeric time)"
         taken.add(event_time)
-    event_id = next((c for c in profiles if normalise(c) in ID_NAMES and c not in taken and _is_unique(ds, c)), None)
+    event_id, id_named = _pick_event_id(ds, profiles, taken)
     if event_id:
-        reasons[event_id] = "named like an event id and unique"
+        reasons[event_id] = "named like an event id and unique" if _is_unique(ds, event_id) else \
+            "named like an event id; some values repeat or are empty (see the validation problems)"
         taken.add(event_id)
-    amount = next((c for c in profiles if c not in taken and profiles[c].numeric_share >= 0.9
-                   and (normalise(c) in AMOUNT_WORDS or set(tokens(c)) & {"amount", "amt"})), None)
+    amount = next((c for c in profiles if c not in taken and is_amount_name(c)
+                   and max(profiles[c].numeric_share, profiles[c].formatted_share) >= 0.9), None)
     if amount:
-        reasons[amount] = "named like an amount and numeric"
+        reasons[amount] = "named like an amount and numeric" if profiles[amount].numeric_share >= 0.9 else \
+            f"named like an amount; {FORMATTED_REASON}"
         taken.add(amount)
     spec = {"entities": [], "categorical": [], "numeric": [], "ignored": []}
     for col, prof in profiles.items():
         if col in taken:
             continue
         role, why = _other_role(col, prof, ds.n_rows, col in other_times)
+        if col in id_named and role != "ignored":
+            role, why = "ignored", f"named like an event id, but {id_named[col]}; ids are never model inputs"
         spec[role].append(col)
         reasons[col] = why
     result = DatasetSpec(event_id=event_id, event_time=event_time, time_unit=unit, label=label, amount=amount,
@@ -169,6 +197,8 @@ def _other_role(col: str, prof: ColumnProfile, n_rows: int, is_other_time: bool)
         return "numeric", "numeric"
     if prof.is_text and prof.numeric_share >= 0.9:
         return "numeric", "numbers stored as text"
+    if prof.is_text and prof.formatted_share >= 0.9:
+        return "numeric", FORMATTED_REASON
     if prof.dtype.startswith("BOOLEAN") or prof.n_distinct <= MAX_CATEGORIES:
         return "categorical", f"text with {prof.n_distinct} distinct values"
     return "ignored", f"text with {prof.n_distinct} distinct values: too many for a category (mark it as an entity " \

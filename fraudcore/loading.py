@@ -6,6 +6,7 @@ features run as SQL and never need the whole file in pandas. ``rowid + 1`` is th
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import tempfile
@@ -25,6 +26,10 @@ CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 ENCODINGS = ("utf-8", "latin-1", "utf-16")
+DECIMALS = (".", ",")
+# DuckDB's own words for undecodable bytes; its sniffer errors also mention encodings, but only as a possible fix
+ENCODING_ERROR = re.compile(r"invalid unicode|not [\w-]+ encoded", re.IGNORECASE)
+RAGGED_EXAMPLES = 5
 
 
 def qident(name: str) -> str:
@@ -139,7 +144,8 @@ def _encoding_problem(path: Path, message: str, encoding: str) -> DataContractEr
     )
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None, encoding: str) -> None:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None, encoding: str,
+              decimal: str = ".") -> None:
     """Read a CSV into the table; a column whose type guess fails past the sniffed sample is re-read as text.
 
     That way a stray 'n/a' on row 30,000 of a numeric column becomes a validation problem with its row numbers
@@ -149,8 +155,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None,
         raise DataContractError(f"encoding {encoding!r} is not supported; use one of {', '.join(ENCODINGS)}")
     as_text: dict[str, str] = {}
     while True:
-        options = "header = true, encoding = ?" + (", delim = ?" if delimiter is not None else "")
-        params: list = [str(path), encoding] + ([delimiter] if delimiter is not None else [])
+        options = "header = true, encoding = ?, decimal_separator = ?" + (", delim = ?" if delimiter else "")
+        params: list = [str(path), encoding, decimal] + ([delimiter] if delimiter else [])
         if as_text:
             options += ", types = ?"
             params.append(dict(as_text))
@@ -167,9 +173,12 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str | None,
 
 
 def _unsplittable(path: Path, text: str, delimiter: str | None, encoding: str) -> DataContractError:
-    if "unicode" in text.lower() or "encod" in text.lower():
+    if ENCODING_ERROR.search(text):
         return _encoding_problem(path, text, encoding)
     guess = _likely_delimiter(_first_line(path, encoding))
+    ragged = _ragged_rows(path, delimiter or guess, encoding)
+    if ragged:
+        return ragged
     hint = f" The header line looks {_show(guess)}-separated." if guess else ""
     return DataContractError(
         f"{path.name} could not be split into columns"
@@ -178,12 +187,55 @@ def _unsplittable(path: Path, text: str, delimiter: str | None, encoding: str) -
     )
 
 
-def _check_single_column(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, delimiter: str | None) -> None:
+def _ragged_rows(path: Path, delimiter: str | None, encoding: str) -> DataContractError | None:
+    """Name the rows whose number of fields differs from the header's, or None if every row fits.
+
+    One such row makes DuckDB's sniffer give up (or settle on one column) with an error that names no row, so the file
+    is read again with ``store_rejects``, which skips those rows and records their line numbers.
+    """
+    if delimiter is None:
+        return None
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SELECT count(*) FROM read_csv(?, header = true, delim = ?, encoding = ?, all_varchar = true, "
+                    "store_rejects = true)", [str(path), delimiter, encoding]).fetchall()
+        rejects = con.execute("SELECT line - 1, any_value(csv_line) FROM reject_errors WHERE error_type IN "
+                              "('TOO MANY COLUMNS', 'MISSING COLUMNS') GROUP BY line ORDER BY line").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if not rejects:
+        return None
+    n_header = len(_fields(_first_line(path, encoding), delimiter))
+    examples = "; ".join(f"row {row}: {len(_fields(line, delimiter))} fields, {line[:80]!r}"
+                         for row, line in rejects[:RAGGED_EXAMPLES])
+    return DataContractError(
+        f"{path.name}: {len(rejects)} row(s) do not have the header's {n_header} fields separated by "
+        f"{_show(delimiter)} ({examples}). Quote fields that contain {_show(delimiter)}, or remove the extra (or add "
+        "the missing) separators in those rows, then load the file again."
+    )
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _check_split(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, delimiter: str | None) -> None:
+    """A read that gave one column, or no data rows, often means rows of different widths misled the sniffer."""
+    if con.execute(f"SELECT count(*) = 0 FROM {TABLE}").fetchone()[0]:
+        ragged = _ragged_rows(path, delimiter or _likely_delimiter(_first_line(path, encoding)), encoding)
+        if ragged:
+            raise ragged
+        return
     cols = [r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()]
     if len(cols) != 1:
         return
     guess = _likely_delimiter(cols[0])
     if guess and guess != delimiter:
+        ragged = _ragged_rows(path, guess, encoding)
+        if ragged:
+            raise ragged
         raise DataContractError(
             f"{path.name} was read as a single column named {cols[0][:60]!r}: the delimiter looks like {_show(guess)}, "
             f"not {_show(delimiter) if delimiter else 'what was detected'}. Pass delimiter={guess!r}, or fix rows "
@@ -191,8 +243,13 @@ def _check_single_column(con: duckdb.DuckDBPyConnection, path: Path, encoding: s
         )
 
 
-def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8") -> LoadedDataset:
-    """Load a CSV or Parquet file into DuckDB; raise DataContractError saying what is wrong and what to do."""
+def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8",
+                 decimal: str = ".") -> LoadedDataset:
+    """Load a CSV or Parquet file into DuckDB; raise DataContractError saying what is wrong and what to do.
+
+    ``decimal=','`` reads numbers written like '12,50' (a European export); it is never guessed, because '1,250' could
+    be either, and it needs a delimiter other than ','.
+    """
     path = Path(path)
     if not path.exists():
         raise DataContractError(f"{path} does not exist; check the path or upload the file")
@@ -206,9 +263,18 @@ def load_dataset(path: str | Path, *, delimiter: str | None = None, encoding: st
         except duckdb.Error as exc:
             raise DataContractError(f"{path.name} is not a readable Parquet file ({exc}); export it again") from exc
     else:
-        _read_csv(con, path, delimiter, encoding)
-        _check_single_column(con, path, encoding, delimiter)
+        _read_csv(con, path, delimiter, encoding, _decimal(path, decimal, delimiter, encoding))
+        _check_split(con, path, encoding, delimiter)
     return _describe(con, str(path), fmt)
+
+
+def _decimal(path: Path, decimal: str, delimiter: str | None, encoding: str) -> str:
+    if decimal not in DECIMALS:
+        raise DataContractError(f"decimal separator {decimal!r} is not supported; use '.' or ','")
+    if decimal == "," and (delimiter or _likely_delimiter(_first_line(path, encoding))) == ",":
+        raise DataContractError(f"{path.name} is separated by ',', so ',' cannot also be its decimal separator; "
+                                "re-export it with '.' decimals, or with ';' between fields")
+    return decimal
 
 
 def _describe(con: duckdb.DuckDBPyConnection, source: str, fmt: str) -> LoadedDataset:

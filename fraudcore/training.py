@@ -195,12 +195,13 @@ def split_of(inputs: ModelInputs, plan: SplitPlan) -> Split:
 
 
 def evaluate_saved(model_id: str, data: str | Path, root: Path | None = None, k: int = 100,
-                   review_cost: float = 5.0, delimiter: str | None = None, encoding: str = "utf-8") -> dict:
+                   review_cost: float = 5.0, delimiter: str | None = None, encoding: str = "utf-8",
+                   decimal: str = ".") -> dict:
     """A saved model's metrics on every row of another labelled file, at its saved review (medium) threshold
-    (``delimiter`` and ``encoding`` as for ``load_dataset``)."""
+    (``delimiter``, ``encoding`` and ``decimal`` as for ``load_dataset``)."""
     model, metadata = load_model(model_id, root=root)
     spec = DatasetSpec.model_validate(metadata.dataset["spec"])
-    opened = open_dataset(data, spec=spec, delimiter=delimiter, encoding=encoding)
+    opened = open_dataset(data, spec=spec, delimiter=delimiter, encoding=encoding, decimal=decimal)
     if not spec.label or spec.label not in opened.data.columns:
         raise DataContractError(f"{Path(opened.data.source).name} has no {spec.label!r} column: evaluating needs the "
                                 "label the model was trained with (1 = fraud, 0 = legitimate); score the file "

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fraudcore.errors import DataContractError
 from fraudcore.features import MAX_AMOUNT
-from fraudcore.infer import column_profiles
+from fraudcore.infer import FORMATTED_NUMBER, column_profiles, is_amount_name
 from fraudcore.loading import LoadedDataset, qident
 from fraudcore.spec import DatasetSpec
 
@@ -139,13 +139,29 @@ def _check_amount(ds: LoadedDataset, col: str) -> list[Problem | None]:
 
 
 def _check_text_numbers(ds: LoadedDataset, col: str) -> Problem | None:
+    """Values that are not numbers; when every one is a number in a local format, say so and how to read it."""
     q = qident(col)
     cond = f"{q} IS NOT NULL AND trim({q}) <> '' AND TRY_CAST(trim({q}) AS DOUBLE) IS NULL"
-    p = _problem(ds, col, cond, "number_as_text",
-                 "numbers are stored as text: {count} of {n} values are not numbers",
-                 "clean these values (decimal commas like '2,5' must be '2.5'; remove currency signs and "
-                 "placeholders like 'n/a'), or mark the column ignored")
-    return p
+    local = ds.con.execute(f"SELECT bool_and(regexp_full_match(trim({q}), '{FORMATTED_NUMBER}')) "
+                           f"FROM {ds.table} WHERE {cond}").fetchone()[0]
+    if local:
+        return _problem(ds, col, cond, "decimal_comma",
+                        "numbers are written with decimal commas or thousands separators: {count} of {n} values "
+                        "cannot be read as numbers",
+                        "re-export the file with '.' as the decimal separator and no thousands separators, or load "
+                        "it with decimal=',' (CLI: --decimal ,) when ',' is not its delimiter")
+    return _problem(ds, col, cond, "number_as_text",
+                    "numbers are stored as text: {count} of {n} values are not numbers",
+                    "clean these values (decimal commas like '2,5' must be '2.5'; remove currency signs and "
+                    "placeholders like 'n/a'), or mark the column ignored")
+
+
+def _check_unused_amount(ds: LoadedDataset, col: str) -> Problem | None:
+    q = qident(col)
+    return _problem(ds, col, f"{q} IS NOT NULL AND TRY_CAST(trim(CAST({q} AS VARCHAR)) AS DOUBLE) IS NULL",
+                    "amount_not_numeric", "named like an amount, but {count} of {n} values are not numbers, so the "
+                    "data has no amount", "clean these values (remove currency signs, write '2.5' not '2,5') and give "
+                    "the column the amount role, or mark it ignored if it is not the amount", "warning")
 
 
 def validate(ds: LoadedDataset, spec: DatasetSpec) -> ValidationReport:
@@ -176,6 +192,8 @@ def validate(ds: LoadedDataset, spec: DatasetSpec) -> ValidationReport:
     for col in spec.numeric:
         if col in present and profiles[col].is_text:
             problems.append(_check_text_numbers(ds, col))
+    if not spec.amount:
+        problems += [_check_unused_amount(ds, c) for c, prof in profiles.items() if is_amount_name(c) and prof.is_text]
     for col, why in spec.leakage.items():
         problems.append(Problem(col, "leakage", f"excluded from features: {why}",
                                 "keep it excluded; include it only if it is known before the decision",

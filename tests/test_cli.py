@@ -51,6 +51,15 @@ def test_inspect_reports_problems_and_exit_code(tmp_path, capsys):
     assert json.loads((tmp_path / "spec.json").read_text())["amount"] == "amount"
 
 
+def test_inspect_reads_decimal_commas_when_asked(tmp_path, capsys):
+    path = tmp_path / "euro.csv"
+    path.write_text("event_id;event_time;amount;is_fraud\n1;2024-01-01;5,25;0\n2;2024-01-02;7,5;1\n")
+    assert main(["inspect", "--in", str(path)]) == 1
+    assert "decimal commas" in capsys.readouterr().err
+    assert main(["inspect", "--in", str(path), "--decimal", ","]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["amount"] == "amount"
+
+
 def test_unreadable_file_is_one_clear_error(tmp_path, capsys):
     assert main(["inspect", "--in", str(tmp_path / "missing.csv")]) == 2
     assert capsys.readouterr().err.startswith("error: ")

@@ -95,3 +95,23 @@ def test_simulator_roles_and_scenario_leak_even_when_renamed():
     assert list(spec.leakage) == ["fraud_scenario"]
     renamed = infer_spec(load_frame(frame.rename(columns={"fraud_scenario": "pattern"})))
     assert list(renamed.leakage) == ["pattern"] and "separate fraud" in renamed.leakage["pattern"]
+
+
+def test_duplicated_event_ids_keep_the_id_role_and_are_reported():
+    frame = _synthetic(200).rename(columns={"txn_id": "event_id"})
+    frame.loc[[12, 13], "event_id"] = 12
+    frame["id"] = frame["event_id"] * 7  # a second id-named column: never a model input
+    ds = load_frame(frame)
+    spec = infer_spec(ds, leakage=False)
+    assert spec.event_id == "event_id" and "repeat" in spec.reasons["event_id"]
+    assert "event_id" not in spec.feature_columns and "id" not in spec.feature_columns
+    assert "id" in spec.ignored and "'event_id' is the event id" in spec.reasons["id"]
+    dup = [p for p in validate(ds, spec).errors if p.kind == "duplicate_id"]
+    assert len(dup) == 1 and dup[0].column == "event_id" and dup[0].rows == [13, 14] and dup[0].values == ["'12'"] * 2
+
+
+def test_id_named_column_whose_values_mostly_repeat_is_ignored_not_numeric():
+    frame = _synthetic(200).assign(txn_id=lambda f: f["txn_id"] % 3)
+    spec = infer_spec(load_frame(frame), leakage=False)
+    assert spec.event_id is None and "txn_id" in spec.ignored and "txn_id" not in spec.numeric
+    assert "most of its values repeat" in spec.reasons["txn_id"]

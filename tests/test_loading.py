@@ -35,8 +35,29 @@ def test_wrong_delimiter_names_the_likely_one(tmp_path):
 
 def test_ragged_rows_are_reported_not_read_as_one_column(tmp_path):
     path = write_bytes(tmp_path, "ragged.csv", b"a,b\n1,2\n3,4,5\n6,7\n")
-    with pytest.raises(DataContractError, match=r"delimiter|number of fields"):
+    with pytest.raises(DataContractError, match=r"row 2: 3 fields, '3,4,5'"):
         load_dataset(path)
+
+
+def _rows(n: int, ragged_row: int) -> bytes:
+    """GOOD's columns over ``n`` data rows; data row ``ragged_row`` has two extra fields."""
+    rows = [f"{i},2024-01-01 10:00:00,{i}.5,0" + (",extra,fields" if i == ragged_row else "") for i in range(1, n + 1)]
+    return ("\n".join([GOOD.splitlines()[0], *rows]) + "\n").encode()
+
+
+@pytest.mark.parametrize("delimiter", [None, ","])
+def test_one_ragged_row_is_named_not_blamed_on_delimiter_or_encoding(tmp_path, delimiter):
+    path = write_bytes(tmp_path, "ragged.csv", _rows(2000, ragged_row=4))
+    with pytest.raises(DataContractError) as err:
+        load_dataset(path, delimiter=delimiter)
+    message = str(err.value)
+    assert "1 row(s) do not have the header's 4 fields" in message and "row 4: 6 fields" in message
+    assert "Quote fields" in message and "utf-8" not in message and "single column" not in message
+
+
+def test_ragged_row_past_the_sniffed_sample_is_named(tmp_path):
+    with pytest.raises(DataContractError, match=r"row 30000: 6 fields"):
+        load_dataset(write_bytes(tmp_path, "late.csv", _rows(30_000, ragged_row=30_000)))
 
 
 def test_non_utf8_file_says_how_to_fix(tmp_path):
@@ -91,3 +112,18 @@ def test_bad_value_past_the_type_sample_becomes_a_validation_problem(tmp_path):
     assert opened.data.n_rows == 30_001 and opened.spec.amount == "amount"
     problem = next(p for p in opened.report.errors if p.kind == "number_as_text")
     assert problem.column == "amount" and problem.rows == [30_001] and problem.values == ["'abc'"]
+
+
+def test_european_csv_keeps_its_amount_flagged_or_read_with_decimal_comma(tmp_path):
+    from fraudcore.dataset import open_dataset
+
+    path = write_bytes(tmp_path, "euro.csv", GOOD.replace(",", ";").replace("12.5", "12,5").replace("99.0", "99,0")
+                       .encode())
+    opened = open_dataset(path)
+    assert opened.spec.amount == "amount"
+    problem = next(p for p in opened.report.errors if p.kind == "decimal_comma")
+    assert problem.column == "amount" and problem.rows == [1, 2] and problem.values == ["'12,5'", "'99,0'"]
+    read = open_dataset(path, decimal=",")
+    assert read.data.frame()["amount"].tolist() == [12.5, 99.0] and read.report.ok
+    with pytest.raises(DataContractError, match="cannot also be its decimal separator"):
+        load_dataset(write_bytes(tmp_path, "comma.csv", GOOD.encode()), decimal=",")

@@ -7,6 +7,7 @@ import pytest
 
 from fraudcore.dataset import open_dataset
 from fraudcore.errors import DataContractError
+from fraudcore.infer import infer_spec
 from fraudcore.loading import load_frame
 from fraudcore.spec import DatasetSpec
 from fraudcore.validate import validate
@@ -106,7 +107,28 @@ def test_csv_with_several_problems_through_open_dataset(tmp_path):
     text = ("transaction_id,tx_datetime,customer_id,tx_amount,is_fraud\n"
             "1,2024-01-01 10:00:00,5,10.0,0\n2,not a time,5,-3.0,1\n2,2024-01-01 11:00:00,6,7.5,0\n")
     opened = open_dataset(write_bytes(tmp_path, "tx.csv", text.encode()))
-    assert opened.spec.event_id is None  # not unique, so not taken as id; the analyst can override
-    forced = opened.with_spec(opened.spec.with_role("transaction_id", "event_id"))
-    kinds = {p.kind for p in forced.report.errors}
+    assert opened.spec.event_id == "transaction_id"  # taken by name although it repeats, so duplicates are reported
+    kinds = {p.kind for p in opened.report.errors}
     assert {"duplicate_id", "unparseable_time", "negative_amount"} <= kinds
+    assert only(opened.report, "duplicate_id").rows == [2, 3]
+
+
+def test_decimal_commas_in_amount_and_numeric_columns_are_one_problem_each():
+    euro = frame(amount=["24,28", "55,26", "1.234,50", "9,64", "31,82", "51,89"],
+                 score=["1,5", "2,5", "3,5", "4,5", "5,5", "6,5"])
+    ds = load_frame(euro)
+    spec = infer_spec(ds, leakage=False)
+    assert spec.amount == "amount" and "score" in spec.numeric and "decimal commas" in spec.reasons["amount"]
+    problems = [p for p in validate(ds, spec).errors if p.kind == "decimal_comma"]
+    assert [p.column for p in problems] == ["amount", "score"]
+    assert problems[0].count == 6 and problems[0].rows == [1, 2, 3, 4, 5] and problems[0].values[2] == "'1.234,50'"
+    assert "'.' as the decimal separator" in problems[0].fix and "decimal=','" in problems[0].fix
+
+
+def test_amount_named_text_that_is_not_the_amount_is_flagged():
+    ds = load_frame(frame(amount=["EUR 10", "EUR 20", "EUR 30", "EUR 40", "EUR 50", "EUR 60"]))
+    spec = infer_spec(ds, leakage=False)
+    assert spec.amount is None
+    p = only(validate(ds, spec), "amount_not_numeric")
+    assert p.column == "amount" and p.severity == "warning" and p.count == 6 and p.values[0] == "'EUR 10'"
+    assert "currency signs" in p.fix
