@@ -102,6 +102,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fraudcore.training import TrainRequest, apply_overrides, train
 
     dates = [args.train_start, args.train_end, args.test_start, args.test_end]
+    if any(dates) and args.split == "random":
+        return _fail("--split random and explicit dates contradict each other: drop --split random for a date "
+                     "split, or drop the dates for a random one")
     kind = "dates" if any(dates) else args.split
     plan = SplitPlan(kind=kind, valid_size=args.valid_size, test_size=args.test_size, delay_days=args.delay_days,
                      train_start=args.train_start, train_end=args.train_end, test_start=args.test_start,

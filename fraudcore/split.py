@@ -135,7 +135,9 @@ def split_random(y: np.ndarray, plan: SplitPlan) -> Split:
     train, valid = train_test_split(rest, test_size=valid_share, stratify=y[rest], random_state=plan.seed)
     parts = {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}
     _require_both_classes(y, parts)
-    return Split(parts["train"], parts["valid"], parts["test"], plan, RANDOM_LABEL)
+    label = RANDOM_LABEL if not plan.delay_days else \
+        f"{RANDOM_LABEL}; no {plan.delay_days:g}-day gap (rows are drawn at random), the delay applies to features only"
+    return Split(parts["train"], parts["valid"], parts["test"], plan, label)
 
 
 def make_split(plan: SplitPlan, times: pd.Series | None, y: np.ndarray) -> Split:

@@ -87,6 +87,8 @@ SHARES = "--valid-size and --test-size must be shares in (0, 1) that add up to l
     (["--train-start", "2024-02-01", "--train-end", "2024-01-01", "--test-start", "2024-03-01", "--test-end",
       "2024-04-01"], "dates must satisfy --train-start <= --train-end < --test-start <= --test-end"),
     (["--search-trials", "0"], "--search-trials: Input should be greater than or equal to 1"),
+    (["--split", "random", "--train-start", "2024-01-01"], "--split random and explicit dates contradict each other: "
+     "drop --split random for a date split, or drop the dates for a random one"),
 ])
 def test_train_options_its_rules_refuse_are_plain_errors_naming_the_flags(tmp_path, capsys, flags, message):
     assert main(["train", "--data", str(tmp_path / "tx.csv"), "--model-id", "m", *flags]) == 2

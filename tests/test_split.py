@@ -63,6 +63,9 @@ def test_random_split_is_stratified_and_labelled(events):
     assert "NOT time-ordered" in split.label
     again = make_split(SplitPlan(kind="random", seed=3), None, y)
     assert np.array_equal(split.test, again.test)
+    delayed = make_split(SplitPlan(kind="random", seed=3, delay_days=7), None, y)
+    assert np.array_equal(split.test, delayed.test)  # rows drawn at random: no gap, and the label says so
+    assert "no 7-day gap" in delayed.label and "features only" in delayed.label
 
 
 def test_bad_plans_and_windows_without_fraud(events):
