@@ -125,7 +125,8 @@ def evaluate(
         "alerts_per_day": None if n_days is None else (tp + fp) / n_days,
         "k": k,
         "precision_at_k": None if day is None else precision_at_k(y, s, day, k),
-        "card_precision_at_k": None if day is None or entity is None else card_precision_at_k(y, s, day, entity, k),
+        "card_precision_at_k": None if day is None or entity is None else
+        _finite(card_precision_at_k(y, s, day, entity, k)),
         "review_cost": float(review_cost),
         "amount_caught_share": _finite(a[(y == 1) & (alert == 1)].sum() / fraud_amount) if fraud_amount else None,
         "expected_cost": None if a is None else float((tp + fp) * review_cost + a[(y == 1) & (alert == 0)].sum()),
@@ -146,13 +147,15 @@ def precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) ->
 def card_precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, entity: ArrayLike, k: int) -> float:
     """Handbook card precision top-k: day by day, rank entities by their max score and take the share of the top k
     with a fraud that day; as in the handbook, entities already caught (a fraud in an earlier day's top k) are left
-    out of later days, since their card is blocked once detected."""
+    out of later days, since their card is blocked once detected. Events without an entity are no card to review
+    and are left out (NaN when none has one)."""
     ent = pd.Series(np.asarray(entity).ravel())
     if ent.size != y.size:
         raise FraudcoreError(f"entity has {ent.size} values but y_true has {y.size}; pass one entity per event")
-    if ent.isna().any():
-        raise FraudcoreError(f"entity has {int(ent.isna().sum())} missing values; fill them or drop those events")
-    frame = pd.DataFrame({"day": day, "entity": ent.to_numpy(), "score": score, "y": y})
+    known = ent.notna().to_numpy()
+    if not known.any():
+        return float("nan")
+    frame = pd.DataFrame({"day": day, "entity": ent.to_numpy(), "score": score, "y": y})[known]
     cards = frame.groupby(["day", "entity"], sort=True).agg(score=("score", "max"), y=("y", "max")).reset_index()
     caught: set = set()
     per_day = []

@@ -7,6 +7,7 @@ computed the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 
 from fraudcore.dataset import OpenedDataset
 from fraudcore.errors import DataContractError
-from fraudcore.features import FeatureConfig, feature_names
+from fraudcore.features import FeatureConfig, feature_names, window_label
 from fraudcore.features_batch import build_features
 from fraudcore.infer import tokens
 from fraudcore.loading import qident, typed_spec
@@ -72,7 +73,8 @@ def feature_config_for(spec: DatasetSpec, mode: FeatureMode, label_delay_days: f
         return None
     config = FeatureConfig.from_spec(typed_spec(spec), mode)
     if label_delay_days > 0:
-        config = FeatureConfig.from_dict({**config.to_dict(), "label_delay": f"{label_delay_days:g}d"})
+        delay = timedelta(seconds=round(label_delay_days * 86_400))  # 0.5 days: '12h' (windows are whole units)
+        config = FeatureConfig.from_dict({**config.to_dict(), "label_delay": window_label(delay)})
     return config
 
 

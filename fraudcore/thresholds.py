@@ -19,7 +19,7 @@ from fraudcore.evaluate import Sweep, sweep
 Objective = Literal["f1", "precision", "recall", "alert_budget", "cost"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 TOLERANCE = 1e-12  # float slack when comparing an achieved rate with its target
-NO_ALERTS = -1  # row index meaning "a cut above every score" (only the cost objective may choose it)
+NO_ALERTS = -1  # row index meaning "a cut above every score" (the cost objective, an unreachable block target)
 
 
 class ThresholdChoice(BaseModel):
@@ -212,6 +212,12 @@ def _budget_row(table: Sweep, target: float) -> int:
     return int(np.flatnonzero(ok)[-1])
 
 
+def _above_every_score(table: Sweep) -> float:
+    """A cut no score reaches: above this window's top score and above 1, the most any model scores (a cut just
+    above the window's top would still block a later event that scores higher)."""
+    return float(max(np.nextafter(table.threshold[0], np.inf), np.nextafter(1.0, 2.0)))
+
+
 def _row_at(table: Sweep, threshold: float) -> int:
     """Row whose counts hold for ``threshold``: the lowest cut at or above it, or NO_ALERTS when none is."""
     at_or_above = np.flatnonzero(table.threshold >= threshold)
@@ -223,7 +229,7 @@ def _choice(
 ) -> ThresholdChoice:
     """Describe row ``row`` of the sweep (NO_ALERTS: a cut just above the top score) as a ThresholdChoice."""
     if row == NO_ALERTS:
-        cut = float(np.nextafter(table.threshold[0], np.inf)) if threshold is None else threshold
+        cut = _above_every_score(table) if threshold is None else threshold
         per_day = None if table.n_days is None else 0.0
         achieved = {"f1": 0.0, "recall": 0.0, "alert_budget": 0.0, "cost": table.fraud_amount_total}
         return ThresholdChoice(

@@ -65,6 +65,13 @@ def test_card_precision_at_k_two_days_by_hand(topk: pd.DataFrame) -> None:
     assert _evaluate_topk(topk, 1)["card_precision_at_k"] == pytest.approx(0.5)
 
 
+def test_card_precision_leaves_out_events_without_a_card(topk: pd.DataFrame) -> None:
+    # B's fraud (day 1, 0.80) has no card: day 1 cards {A 0.90, C 0.30} -> 0/2; day 2 {D, E} -> 1/2; mean 0.25.
+    unknown = topk.assign(entity=topk.entity.where(topk.entity != "B", None))
+    assert _evaluate_topk(unknown, 2)["card_precision_at_k"] == pytest.approx(0.25)
+    assert _evaluate_topk(topk.assign(entity=None), 2)["card_precision_at_k"] is None  # no card at all
+
+
 def test_card_precision_leaves_out_cards_caught_on_earlier_days() -> None:
     # Day 1: card A (fraud, 0.9) and B (legit, 0.8). k=1 -> A caught, 1/1.
     # Day 2: A again (fraud, 0.95) is left out because it was caught; B (legit, 0.7) tops the day -> 0/1.

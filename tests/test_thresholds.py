@@ -179,3 +179,4 @@ def test_unreachable_high_target_leaves_the_high_tier_empty():
     assert "high tier left empty" in policy.notes[0] and "precision 0.99" in policy.notes[0]
     assert policy.medium.threshold == pytest.approx(0.3)
     assert set(assign_tiers(score, policy)) == {"medium", "low"}
+    assert set(assign_tiers([0.95, 0.999, 1.0], policy)) == {"medium"}  # later events scoring higher: not blocked

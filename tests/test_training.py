@@ -148,3 +148,11 @@ def test_a_taken_model_id_is_refused_before_any_work(demo_files):
     with pytest.raises(ModelArtifactError, match="'taken' already exists"):
         train(demo_files[0], TrainRequest(model_id="taken", search_minutes=0), progress=lambda f, m: calls.append(m))
     assert calls == []  # refused up front, not after the features, the search and the refit
+
+
+def test_a_fractional_label_delay_trains_with_entity_features(tmp_path):
+    generate(rows=6_000, seed=4).to_parquet(tmp_path / "d.parquet")
+    meta = train(tmp_path / "d.parquet", TrainRequest(model_id="half-day", search_minutes=0,
+                                                      split=SplitPlan(delay_days=0.5)))
+    assert meta.features["config"]["label_delay"] == "12h"  # was '0.5d', which the window parser refused
+    assert any("risk" in name for name in meta.features["names"])  # the label-based features use the delay
