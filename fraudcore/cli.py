@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-size", type=float, default=0.2, help="share of rows for validation (default 0.2)")
     p.add_argument("--test-size", type=float, default=0.2, help="share of rows for test (default 0.2)")
     p.add_argument("--delay-days", type=float, default=0.0,
-                   help="label delay: gap before validation and test, and the delay of label-based features")
+                   help="label delay: gap before validation and test (a date split: before the test only), and "
+                        "the delay of label-based features")
     for name in ("train-start", "train-end", "test-start", "test-end"):
         p.add_argument(f"--{name}", type=_date, help="explicit date split (YYYY-MM-DD, ends inclusive)")
     p.add_argument("--features", choices=["auto", "none", "handbook"], default="auto",

@@ -45,6 +45,12 @@ class SplitPlan(BaseModel):
             raise ValueError("a dates split needs train_start, train_end, test_start and test_end")
         if self.kind == "dates" and not (dates[0] <= dates[1] < dates[2] <= dates[3]):
             raise ValueError("dates must satisfy train_start <= train_end < test_start <= test_end")
+        if self.kind == "dates":  # train_end is a whole day (inclusive): the test starts after it and the delay
+            earliest = pd.Timestamp(self.train_end).normalize() + pd.Timedelta(days=1 + self.delay_days)
+            if pd.Timestamp(self.test_start) < earliest:
+                raise ValueError(f"test_start must be on or after {earliest:%Y-%m-%d %H:%M}: train_end counts as the "
+                                 f"whole day {self.train_end:%Y-%m-%d}" + (f", then the {self.delay_days:g}-day label "
+                                 "delay" if self.delay_days else "") + ", and test rows must not overlap them")
         return self
 
 
@@ -103,7 +109,8 @@ def split_by_time(times: pd.Series, y: np.ndarray, plan: SplitPlan) -> Split:
 
 
 def split_by_dates(times: pd.Series, y: np.ndarray, plan: SplitPlan) -> Split:
-    """Explicit train and test date ranges (ends inclusive, whole days); validation is the train range's tail."""
+    """Explicit train and test date ranges (ends inclusive, whole days); validation is the train range's tail, with
+    no gap before it (the label delay separates the train range from the test, as in the handbook's protocol)."""
     times = pd.Series(pd.to_datetime(times)).reset_index(drop=True)
     t = times.to_numpy()
     day = np.timedelta64(1, "D")
@@ -121,7 +128,8 @@ def split_by_dates(times: pd.Series, y: np.ndarray, plan: SplitPlan) -> Split:
     _require_both_classes(np.asarray(y), {"train": train, "valid": valid, "test": test})
     gap_days = (pd.Timestamp(plan.test_start) - pd.Timestamp(plan.train_end).normalize()).days - 1
     label = (f"date split: train {plan.train_start:%Y-%m-%d}..{plan.train_end:%Y-%m-%d} "
-             f"(last {plan.valid_size:.0%} of its rows = validation), {gap_days}-day gap, "
+             f"(last {plan.valid_size:.0%} of its rows = validation, no gap before it), {gap_days}-day gap"
+             f"{f' (the {plan.delay_days:g}-day label delay)' if plan.delay_days else ''}, "
              f"test {plan.test_start:%Y-%m-%d}..{plan.test_end:%Y-%m-%d}")
     return Split(train, valid, test, plan, label)
 

@@ -53,6 +53,18 @@ def test_date_split_inclusive_whole_days(events):
     assert times.iloc[split.train].max() < times.iloc[split.valid].min()
     assert len(split.valid) == pytest.approx(0.25 * 7 * 24, abs=1)
     assert "7-day gap" in split.label
+    delayed = make_split(plan.model_copy(update={"delay_days": 2}), times, y)
+    assert "no gap before it" in delayed.label and "7-day gap (the 2-day label delay)" in delayed.label
+
+
+def test_date_split_test_cannot_overlap_the_whole_train_end_day_or_the_delay():
+    day = dict(kind="dates", train_start=datetime(2024, 1, 10), train_end=datetime(2024, 1, 16),
+               test_end=datetime(2024, 1, 30))
+    with pytest.raises(ValidationError, match="on or after 2024-01-17 00:00: train_end counts as the whole day"):
+        SplitPlan(**day, test_start=datetime(2024, 1, 16, 12))
+    with pytest.raises(ValidationError, match=r"on or after 2024-01-20 00:00.*3-day label delay"):
+        SplitPlan(**day, test_start=datetime(2024, 1, 18), delay_days=3)
+    assert SplitPlan(**day, test_start=datetime(2024, 1, 20), delay_days=3).test_start == datetime(2024, 1, 20)
 
 
 def test_random_split_is_stratified_and_labelled(events):
