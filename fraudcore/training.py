@@ -225,12 +225,17 @@ def _seen_in_training(metadata: ModelMetadata, opened: OpenedDataset, inputs: Mo
         return ["this is the data the model was trained on (same fingerprint): the metrics include the rows it was "
                 "fitted and tuned on and are optimistic; its test metrics are in `models` and the model card"]
     split = metadata.split
-    if split.get("kind") != "time" or inputs.times is None or not split.get("valid", {}).get("end"):
+    parts = [split.get(name) or {} for name in ("train", "valid")]
+    if inputs.times is None or not all(p.get("start") and p.get("end") for p in parts):
         return []
-    start, end = pd.Timestamp(split["train"]["start"]), pd.Timestamp(split["valid"]["end"])
+    start = min(pd.Timestamp(p["start"]) for p in parts)
+    end = max(pd.Timestamp(p["end"]) for p in parts)
     times = pd.to_datetime(pd.Series(inputs.times))
     inside = int(((times >= start) & (times <= end)).sum())
     if not inside:
         return []
-    return [f"{inside:,} of {len(times):,} rows fall inside the model's training and validation windows "
-            f"({start} to {end}); if they are the same events the metrics are optimistic: evaluate on later data"]
+    drawn = " (a random split: its training rows were drawn from that whole period)" \
+        if split.get("kind") == "random" else ""
+    return [f"{inside:,} of {len(times):,} rows fall inside the period the model was trained and validated on "
+            f"({start} to {end}){drawn}; if they are the same events the metrics are optimistic: evaluate on "
+            "later data"]

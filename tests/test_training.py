@@ -83,6 +83,10 @@ def test_evaluate_saved_on_later_data_and_cli_round(demo_files, capsys):
     assert scored["warnings"] == []  # later data: nothing the model was fitted or tuned on
     own = evaluate_saved("cli-xgb", first)
     assert "data the model was trained on" in own["warnings"][0]
+    pd.read_parquet(first).iloc[:20_000].to_parquet(first.parent / "early.parquet")  # not the file, same period
+    early = evaluate_saved("cli-xgb", first.parent / "early.parquet")
+    assert "20,000 of 20,000 rows fall inside the period the model was trained and validated on" in \
+        early["warnings"][0]
     frame = pd.read_parquet(later)
     frame.drop(columns=["fraud_scenario"]).to_parquet(later.parent / "no_leak.parquet")  # excluded: not needed
     assert evaluate_saved("cli-xgb", later.parent / "no_leak.parquet")["metrics"] == scored["metrics"]
