@@ -228,7 +228,9 @@ def metrics_table(metas: list[ModelMetadata], windows: dict[str, Window] | None 
                      "window": "shared test" if w is not None else "own test (saved)",
                      "average_precision": m.get("average_precision"), "roc_auc": m.get("roc_auc"),
                      "precision_at_k": m.get("precision_at_k"), "card_precision_at_k": m.get("card_precision_at_k"),
-                     "review_cut": meta.tiers.medium.threshold, "precision": m.get("precision"),
+                     # saved metrics were computed at the cut of training time, which later tier changes move
+                     "review_cut": meta.tiers.medium.threshold if w is not None else
+                     m.get("threshold", meta.tiers.medium.threshold), "precision": m.get("precision"),
                      "recall": m.get("recall"), "alerts_per_day": m.get("alerts_per_day"),
                      "amount_caught_share": m.get("amount_caught_share"), "expected_cost": m.get("expected_cost"),
                      "created_at": meta.created_at})

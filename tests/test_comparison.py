@@ -130,6 +130,11 @@ def test_curves_and_metrics_table_on_the_shared_window(registry):
     assert table.loc["lr-random", "average_precision"] == metas[2].metrics["test"]["average_precision"]
     assert table.loc["xgb", "average_precision"] == pytest.approx(average_precision_score(xgb.y, xgb.score))
     assert table.loc["xgb", "review_cut"] == metas[0].tiers.medium.threshold
+    tiers = metas[2].tiers  # changed after training: the saved row keeps the cut its metrics were computed at
+    moved = metas[2].model_copy(update={"tiers": tiers.model_copy(
+        update={"medium": tiers.medium.model_copy(update={"threshold": 0.5})})})
+    row = comparison.metrics_table([moved], common).iloc[0]
+    assert row["review_cut"] == metas[2].metrics["test"]["threshold"] != 0.5
 
 
 def test_saved_curves_are_read_from_the_metadata(registry):
