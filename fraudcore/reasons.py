@@ -24,7 +24,7 @@ from fraudcore.features import Feature, FeatureConfig, feature_plan, parse_windo
 if TYPE_CHECKING:
     from fraudcore.explain import Explanation
 
-__all__ = ["Reason", "reason_text", "reasons_frame", "record_reasons", "top_reasons"]
+__all__ = ["Reason", "number_text", "reason_text", "reasons_frame", "record_reasons", "top_reasons"]
 
 @dataclass(frozen=True)
 class Reason:
@@ -240,22 +240,36 @@ def _delayed_window(f: Feature, terms: _Glossary) -> str:
     return f"the {_span(f.window)} window {ending} (labels known then)" if f.window else f"the window {ending}"
 
 
+def _no_entity(entity: str | None, row: Mapping[str, Any], terms: _Glossary) -> bool:
+    """Whether the event has no value for ``entity`` (a POS payment has no device): its counts are missing. A
+    present entity's counts never are (they include the event itself; delayed ones are 0 without history)."""
+    counts = [n for (family, e, _), n in terms.by_role.items() if e == entity and family in ("nb_tx", "nb_tx_delay")
+              and n in row]
+    return bool(counts) and all(_missing(row[n]) for n in counts)
+
+
+def _absent(entity: str | None) -> str:
+    return f"the event has no {entity} (nothing to compare with)"
+
+
 def _nb_tx(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
     if v is None:
-        return f"{f.entity} has no history in the last {_span(f.window)}"
+        return _absent(f.entity) if _no_entity(f.entity, row, terms) else \
+            f"{f.entity} has no history in the last {_span(f.window)}"
     return f"{f.entity} made {_plural(v, 'transaction')} in the last {_span(f.window)}"
 
 
 def _avg_amount(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
     if v is None:
-        return f"{f.entity} has no known amounts in the last {_span(f.window)} (no history)"
+        return _absent(f.entity) if _no_entity(f.entity, row, terms) else \
+            f"{f.entity} has no known amounts in the last {_span(f.window)}"
     return f"{f.entity}'s average amount over the last {_span(f.window)} is {v:,.2f}"
 
 
 def _amount_ratio(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
     average = f"this {f.entity}'s {_span(f.window, 'adjective')} average" if f.window else f"this {f.entity}'s average"
     if v is None:
-        return f"no amount to compare with {average}"
+        return _absent(f.entity) if _no_entity(f.entity, row, terms) else f"no amount to compare with {average}"
     amount = row.get(terms.amount) if terms.amount else None
     mean = _sibling(row, terms, "avg_amount", f.entity, f.window)
     if _missing(amount) and mean is not None:
@@ -265,6 +279,8 @@ def _amount_ratio(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) 
 
 
 def _secs_since_prev(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
+    if v is None and _no_entity(f.entity, row, terms):
+        return _absent(f.entity)
     if v is None:
         span = terms.lookback.get(f.entity or "")
         return f"no earlier transaction by this {f.entity} in {_span(span)}" if span else \
@@ -273,6 +289,8 @@ def _secs_since_prev(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossar
 
 
 def _nb_tx_delay(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
+    if v is None and _no_entity(f.entity, row, terms):
+        return _absent(f.entity)
     if v is None or round(v) == 0:
         return f"{f.entity} had no transactions in {_delayed_window(f, terms)}"
     return f"{f.entity} had {_plural(v, 'transaction')} in {_delayed_window(f, terms)}"
@@ -280,6 +298,8 @@ def _nb_tx_delay(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -
 
 def _risk(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
     count = _sibling(row, terms, "nb_tx_delay", f.entity, f.window)
+    if v is None and _no_entity(f.entity, row, terms):
+        return _absent(f.entity)
     if v is None or (count is not None and round(count) == 0):
         return f"{f.entity} had no transactions in {_delayed_window(f, terms)}, so no known fraud"
     share = 100 * v
@@ -351,5 +371,14 @@ def _sentence(feature: str, value: Any, row: Mapping[str, Any], terms: _Glossary
     if categorical or isinstance(value, str):
         return f"{feature} is unknown (missing or not seen in training)" if value is None else f"{feature} is {value}"
     if value is None:
-        return f"{feature} is missing (no history)"
-    return f"{feature} = {value:,.4g}" if isinstance(value, int | float | np.number) else f"{feature} = {value}"
+        return f"{feature} is missing"
+    return f"{feature} = {number_text(value)}" if isinstance(value, int | float | np.number) else f"{feature} = {value}"
+
+
+def number_text(value: float) -> str:
+    """A number as an analyst reads it: whole numbers in full with separators (65,255, not 6.526e+04), others
+    with two decimals, small ones to three significant digits."""
+    v = float(value)
+    if v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"

@@ -15,6 +15,7 @@ from scipy.special import expit
 
 from fraudcore.errors import FraudcoreError
 from fraudcore.explain import Explanation
+from fraudcore.reasons import number_text
 
 __all__ = ["beeswarm", "dependence", "importance", "waterfall"]
 
@@ -28,8 +29,8 @@ def _display(value: object) -> str:
     """A value as it reads in a label: numbers with few digits, missing as 'missing'."""
     if value is None or value is pd.NA or (isinstance(value, float | np.floating) and np.isnan(value)):
         return "missing"
-    if isinstance(value, float | np.floating):
-        return f"{value:,.2f}" if abs(value) >= 1 and float(value) != round(value) else f"{value:,.4g}"
+    if isinstance(value, float | np.floating | int | np.integer) and not isinstance(value, bool | np.bool_):
+        return number_text(value)
     return str(value)
 
 

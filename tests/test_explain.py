@@ -234,7 +234,7 @@ def test_risk_sentence_names_share_count_and_label_delay() -> None:
     ("card_id__secs_since_prev", 720.0, "only 12 min since"),
     ("card_id__secs_since_prev", 3 * 86400.0, "3.0 d since"),
     ("card_id__nb_tx_1h", 1.0, "card_id made 1 transaction in the last 1h"),
-    ("card_id__avg_amount_1d", np.nan, "card_id has no known amounts in the last 1d (no history)"),
+    ("card_id__avg_amount_1d", np.nan, "card_id has no known amounts in the last 1d"),
     ("customer_id__amount_ratio_30d", 0.25, "amount 412.50 is 0.25×"),
     ("customer_id__amount_ratio_30d", None, "no amount to compare with this customer_id's 30-day average"),
     ("terminal_id__risk_7d", 0.004, "terminal_id had 0.4% fraud"),
@@ -243,10 +243,25 @@ def test_risk_sentence_names_share_count_and_label_delay() -> None:
     ("merchant_category", None, "merchant_category is unknown (missing or not seen in training)"),
     ("amount", 1250.0, "amount is 1,250.00"),
     ("mystery_score", 3.5, "mystery_score = 3.5"),
-    ("mystery_score", np.nan, "mystery_score is missing (no history)"),
+    ("mystery_score", np.nan, "mystery_score is missing"),
+    ("mystery_score", 105_324.36, "mystery_score = 105,324.36"),  # not 1.053e+05
+    ("mystery_score", 65_255.0, "mystery_score = 65,255"),
+    ("mystery_score", 0.000123, "mystery_score = 0.000123"),
 ])
 def test_numbers_and_missing_values_read_naturally(feature: str, value: object, expected: str) -> None:
     assert reason_text(feature, value, ROW, CONFIG, categorical=feature == "merchant_category").startswith(expected)
+
+
+def test_an_event_without_the_entity_is_not_described_as_new_history() -> None:
+    # A POS payment has no device: its device counts are missing (a present device's include the event itself).
+    row = {**ROW, "card_id__nb_tx_1h": np.nan, "card_id__avg_amount_1d": np.nan, "card_id__secs_since_prev": np.nan}
+    for feature in ("card_id__nb_tx_1h", "card_id__avg_amount_1d", "card_id__secs_since_prev"):
+        assert reason_text(feature, row[feature], row, CONFIG) == "the event has no card_id (nothing to compare with)"
+    gone = {**ROW, "terminal_id__nb_tx_delay_7d": np.nan}
+    assert reason_text("terminal_id__risk_7d", np.nan, gone, CONFIG).startswith("the event has no terminal_id")
+    new = {**ROW, "card_id__avg_amount_1d": np.nan}  # the card is there (its count is): a first-seen card
+    assert reason_text("card_id__avg_amount_1d", np.nan, new, CONFIG) == "card_id has no known amounts in the last 1d"
+    assert reason_text("card_id__secs_since_prev", np.nan, new, CONFIG).startswith("no earlier transaction by this")
 
 
 def test_amount_comes_from_the_average_when_the_raw_amount_is_not_a_feature() -> None:
@@ -312,7 +327,7 @@ def test_top_reasons_rank_risk_raising_first_then_fill_with_the_strongest_loweri
 def test_top_reasons_read_categoricals_and_missing_values() -> None:
     expl = _hand_made([[0.0, 0.0, 0.0, 0.8, 0.5]])
     reasons = top_reasons(expl, k=2)[0]
-    assert [r.text for r in reasons] == ["merchant_category is gaming", "mystery_score is missing (no history)"]
+    assert [r.text for r in reasons] == ["merchant_category is gaming", "mystery_score is missing"]
     assert reasons[1].value is None
 
 
