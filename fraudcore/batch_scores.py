@@ -65,6 +65,7 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
     counts = np.zeros(len(TIERS), dtype=np.int64)
     done = explained = 0
     kept: list[Explanation] | None = [] if sample > 0 else None
+    keys: list[np.ndarray] = []  # a random key per kept row: the ``sample`` smallest are a uniform sample of all
     rng = np.random.default_rng(0)
     since = clock.now()
     with ThreadPoolExecutor(1, thread_name_prefix="fraudcore-predict") as pool:
@@ -75,8 +76,9 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
             since = clock.now()
             picked = np.flatnonzero(wanted[codes]) if wanted is not None else np.empty(0, dtype=np.int64)
             reasons = _reasons(rows, picked, n, scorer, k, kept)
-            if kept and len(kept[-1]) > sample:  # bounded memory: at most ``sample`` rows kept per chunk
-                kept[-1] = kept[-1][np.sort(rng.choice(len(kept[-1]), sample, replace=False))]
+            if kept is not None and len(kept) > len(keys):  # this chunk's explained rows: keep the sample's share
+                keys.append(rng.random(len(kept[-1])))
+                _keep_smallest(kept, keys, sample)
             since = clock.lap("explain", since)
             tiers = pc.take(pa.array(TIERS), pa.array(codes))
             model_id = pc.take(pa.array([scorer.model_id]), pa.array(np.zeros(n, dtype=np.int8)))
@@ -162,6 +164,18 @@ def _reasons(rows: np.ndarray, picked: np.ndarray, n: int, scorer: Scorer, k: in
     where = pa.array(at, mask=at < 0)
     return [pc.take(pa.array(frame[f"reason_{i + 1}"].to_numpy(dtype=object), pa.string()), where)
             for i in range(k)]
+
+
+def _keep_smallest(parts: list[Explanation], keys: list[np.ndarray], n: int) -> None:
+    """Keep, across all parts, the ``n`` rows with the smallest keys (bottom-n sampling: every explained row of the
+    file is equally likely to be in the sample, whatever the chunk sizes; memory stays at ``n`` + one chunk)."""
+    every = np.concatenate(keys)
+    if len(every) <= n:
+        return
+    cut = np.partition(every, n - 1)[n - 1]
+    for i, part_keys in enumerate(keys):
+        keep = np.flatnonzero(part_keys <= cut)
+        parts[i], keys[i] = parts[i][keep], part_keys[keep]
 
 
 def _sampled(parts: list[Explanation], n: int, rng: np.random.Generator) -> Explanation | None:

@@ -309,7 +309,7 @@ def _risk(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
 
 
 def _clock(hour: Any) -> str:
-    return f"at {int(hour) % 24:02d}:00"
+    return f"at {int(hour) % 24:02d}:00 UTC"  # calendar features read event times in UTC
 
 
 def _hour(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
@@ -323,8 +323,9 @@ def _night(f: Feature, v: Any, row: Mapping[str, Any], terms: _Glossary) -> str:
     if v is None:
         return "time of day unknown"
     if v >= 0.5:
-        return f"{_clock(hour)}, during the night" if hour is not None else "during the night (00:00–06:59)"
-    return f"{_clock(hour)}, outside the night hours" if hour is not None else "outside the night hours (07:00–23:59)"
+        return f"{_clock(hour)}, during the night" if hour is not None else "during the night (00:00–06:59 UTC)"
+    return f"{_clock(hour)}, outside the night hours" if hour is not None else \
+        "outside the night hours (07:00–23:59 UTC)"
 
 
 def _day_name(dow: Any) -> str:

@@ -91,6 +91,8 @@ def beeswarm(expl: Explanation, max_features: int = 15, max_points: int = MAX_PO
     At most ``max_points`` points in all: rows are sampled (fixed seed) when there are more. Categorical values
     are ranked in their category order; missing values are grey.
     """
+    if max_features < 1 or max_points < 1:
+        raise FraudcoreError(f"max_features and max_points must be at least 1; got {max_features} and {max_points}")
     ranked = _mean_abs(expl).head(max_features)
     features = list(ranked.index)
     n_rows = min(len(expl), max(1, max_points // len(features)))

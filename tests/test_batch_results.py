@@ -125,3 +125,17 @@ def test_values_too_large_for_the_model_are_rejected_naming_the_column(tmp_path)
     reasons = list(pd.read_csv(run["rejects_path"])["reject_reason"])
     assert [r.split(" (")[0] for r in reasons] == ["device_score: too large for the model"] * 2
     assert reasons[0].endswith("values within ±3e+38 can be scored")
+
+
+def test_the_explanation_sample_is_uniform_across_chunks_of_any_size():
+    from fraudcore.batch_scores import _keep_smallest
+    from fraudcore.explain import Explanation
+
+    rng, parts, keys = np.random.default_rng(1), [], []
+    for part, size in enumerate((5_500, 5_500, 1_000)):  # a small last chunk was over-sampled ~5x
+        parts.append(Explanation(np.zeros((size, 1)), np.zeros(size), pd.DataFrame({"part": np.full(size, part)}),
+                                 ["part"]))
+        keys.append(rng.random(size))
+        _keep_smallest(parts, keys, 600)
+    taken = np.concatenate([p.data["part"].to_numpy() for p in parts])
+    assert len(taken) == 600 and 25 <= (taken == 2).sum() <= 85  # 1,000 of 12,000 rows: ~50 expected

@@ -209,8 +209,8 @@ ROW = {"amount": 412.5, "merchant_category": "electronics", "tx_hour": 3.0, "tx_
     ("card_id__secs_since_prev", "only 40 s since this card_id's previous transaction"),
     ("customer_id__secs_since_prev", "no earlier transaction by this customer_id in 30d"),
     ("terminal_id__nb_tx_delay_7d", "terminal_id had 120 transactions in the 7d window"),
-    ("tx_hour", "at 03:00, during the night"),
-    ("tx_during_night", "at 03:00, during the night"),
+    ("tx_hour", "at 03:00 UTC, during the night"),
+    ("tx_during_night", "at 03:00 UTC, during the night"),
     ("tx_during_weekend", "on a Saturday, a weekend day"),
     ("tx_dow", "on a Saturday"),
     ("amount", "amount is 412.50"),
@@ -238,8 +238,8 @@ def test_risk_sentence_names_share_count_and_label_delay() -> None:
     ("customer_id__amount_ratio_30d", 0.25, "amount 412.50 is 0.25×"),
     ("customer_id__amount_ratio_30d", None, "no amount to compare with this customer_id's 30-day average"),
     ("terminal_id__risk_7d", 0.004, "terminal_id had 0.4% fraud"),
-    ("tx_hour", 14.0, "at 14:00"),
-    ("tx_during_night", 0.0, "at 03:00, outside the night hours"),
+    ("tx_hour", 14.0, "at 14:00 UTC"),
+    ("tx_during_night", 0.0, "at 03:00 UTC, outside the night hours"),
     ("merchant_category", None, "merchant_category is unknown (missing or not seen in training)"),
     ("amount", 1250.0, "amount is 1,250.00"),
     ("mystery_score", 3.5, "mystery_score = 3.5"),
@@ -283,7 +283,7 @@ HB_ROW = {"TX_AMOUNT": 1250.0, "TX_DURING_WEEKEND": 0.0, "TX_DURING_NIGHT": 1.0,
     ("CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW", "CUSTOMER_ID's average amount over the last 1d is 52.00"),
     ("TERMINAL_ID_NB_TX_7DAY_WINDOW", "TERMINAL_ID had 40 transactions in the 7d window"),
     ("TERMINAL_ID_RISK_7DAY_WINDOW", "TERMINAL_ID had 25% fraud (10 of 40 transactions) in the 7d window"),
-    ("TX_DURING_NIGHT", "during the night (00:00–06:59)"),
+    ("TX_DURING_NIGHT", "during the night (00:00–06:59 UTC)"),
     ("TX_DURING_WEEKEND", "on a weekday"),
     ("TX_AMOUNT", "TX_AMOUNT is 1,250.00"),
 ])
@@ -319,7 +319,7 @@ def test_top_reasons_rank_risk_raising_first_then_fill_with_the_strongest_loweri
     reason = first[0]
     margin = -3.0 + sum([0.5, -2.0, 1.0, 0.0, -0.1])
     assert reason.delta_probability == pytest.approx(expit(margin) - expit(margin - 1.0))
-    assert reason.contribution == 1.0 and reason.value == 3.0 and reason.text == "at 03:00, during the night"
+    assert reason.contribution == 1.0 and reason.value == 3.0 and reason.text == "at 03:00 UTC, during the night"
     with pytest.raises(FraudcoreError, match="at least 1"):
         top_reasons(expl, k=0)
 
@@ -335,7 +335,7 @@ def test_reasons_frame_has_k_text_columns_and_marks_lowering_reasons() -> None:
     expl = _hand_made([[0.5, -2.0, 1.0, 0.0, -0.1], [0.0, 0.0, 0.0, 0.0, 0.0]])
     frame = reasons_frame(expl, k=3)
     assert list(frame.columns) == ["reason_1", "reason_2", "reason_3"] and list(frame.index) == ["e0", "e1"]
-    assert frame.loc["e0"].tolist() == ["at 03:00, during the night", "card_id made 7 transactions in the last 1h",
+    assert frame.loc["e0"].tolist() == ["at 03:00 UTC, during the night", "card_id made 7 transactions in the last 1h",
                                         "amount is 412.50 (lowers risk)"]
     assert frame.loc["e1"].tolist() == ["", "", ""]
 

@@ -97,6 +97,8 @@ def test_beeswarm_keeps_the_strongest_features_and_caps_points() -> None:
     ranks = data["value_rank"].dropna()
     assert ranks.between(0, 1).all() and ranks.max() == 1.0
     assert data.loc[data["feature"] == "channel", "value"].isin(["app", "pos", "web"]).all()
+    with pytest.raises(FraudcoreError, match="max_features and max_points must be at least 1"):
+        beeswarm(expl, max_features=0)
 
 
 def test_beeswarm_colours_missing_values_grey() -> None:
