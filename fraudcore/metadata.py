@@ -89,6 +89,8 @@ class ModelMetadata(BaseModel):
     libraries: dict[str, str] = Field(default_factory=lambda: library_versions())
     files: dict[str, str] = Field(default_factory=dict, description="model file name -> sha256")
     tier_log: list[ThresholdChange] = Field(default_factory=list)
+    sealed: str | None = Field(default=None, description="sha256 of everything else in this file, written by "
+                               "to_json: a hand edit is refused on load (None: written before seals existed)")
 
     @field_validator("format_version")
     @classmethod
@@ -158,8 +160,18 @@ class ModelMetadata(BaseModel):
         return list(self.features.get("names") or [])
 
     def to_json(self) -> str:
-        """Strict JSON text of this metadata."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False)
+        """Strict JSON text of this metadata, sealed (``sealed`` = ``digest()``)."""
+        data = self.model_dump(mode="json", exclude={"sealed"})
+        return json.dumps({**data, "sealed": _digest(data)}, indent=2, ensure_ascii=False, allow_nan=False)
+
+    def digest(self) -> str:
+        """sha256 of every field but ``sealed``, as ``to_json`` writes them: what the seal must equal."""
+        return _digest(self.model_dump(mode="json", exclude={"sealed"}))
+
+
+def _digest(data: dict) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def library_versions() -> dict[str, str]:

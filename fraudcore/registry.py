@@ -102,6 +102,10 @@ def _read_metadata(folder: Path) -> ModelMetadata:
         raise ModelArtifactError(
             f"{where} does not match format {version}: {problems}; restore it or retrain"
         ) from None
+    if meta.sealed is not None and meta.sealed != meta.digest():
+        raise ModelArtifactError(f"{where} was changed after it was written (its seal does not match): scoring reads "
+                                 "its categories, parameters and tiers, so it is refused; restore it or retrain "
+                                 "(tiers change through the Compare page or update_tiers, which keeps a log)")
     if meta.model_id != folder.name:
         raise ModelArtifactError(f"{where} names model {meta.model_id!r} but sits in folder {folder.name!r}; "
                                  "rename the folder back (or retrain)")
@@ -326,7 +330,7 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
     updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
     write_text_atomic(folder / METADATA_FILE, updated.to_json())
     write_text_atomic(folder / CARD_FILE, render_card(updated))
-    return updated
+    return updated.model_copy(update={"sealed": updated.digest()})  # as it now reads from the file
 
 
 def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:

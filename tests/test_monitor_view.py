@@ -30,7 +30,7 @@ from fraudcore.monitor_view import (
     retrain_table,
     shadow_candidates,
 )
-from fraudcore.registry import champion_id, promote
+from fraudcore.registry import ModelMetadata, champion_id, promote
 from fraudcore.retrain import RetrainReport, WindowMetrics
 from fraudcore.store import Store
 
@@ -135,7 +135,8 @@ def test_promote_anyway_is_logged_and_checks_the_champion(trained):
     shutil.copytree(trained.root / trained.model_id, artifacts / trained.model_id)
     shutil.copytree(trained.root / trained.model_id, artifacts / "score-copy")
     meta = json.loads((artifacts / "score-copy" / "metadata.json").read_text())
-    (artifacts / "score-copy" / "metadata.json").write_text(json.dumps({**meta, "model_id": "score-copy"}))
+    copy = ModelMetadata.model_validate({**meta, "model_id": "score-copy", "sealed": None})
+    (artifacts / "score-copy" / "metadata.json").write_text(copy.to_json())  # written as training writes it
     promote(trained.model_id, who="test", why="start")
     with pytest.raises(FraudcoreError, match="champion changed"):
         promote_anyway(report(champion="another"), who="ana")

@@ -28,6 +28,7 @@ from fraudcore.registry import (
     data_fingerprint,
     library_versions,
     list_models,
+    load_metadata,
     load_model,
     promote,
     save_model,
@@ -176,6 +177,24 @@ def test_metadata_with_a_broken_field_is_refused(root: Path) -> None:
         load_model("m1", root)
 
 
+@pytest.mark.parametrize("edit", [
+    lambda raw: raw["tiers"]["medium"].update(threshold=0.25),  # a cut moved without the tier log
+    lambda raw: raw["params"].update(C=123),
+    lambda raw: raw["metrics"]["test"].update(average_precision=0.99),
+])
+def test_metadata_edited_by_hand_is_refused_and_old_unsealed_files_still_load(root: Path, edit) -> None:
+    path = _saved(root) / "metadata.json"
+    raw = json.loads(path.read_text())
+    assert raw["sealed"] == load_metadata("m1", root).digest()
+    edit(raw)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelArtifactError, match=r"metadata\.json was changed after it was written"):
+        load_model("m1", root)
+    del raw["sealed"]  # written before seals existed: nothing to check against
+    path.write_text(json.dumps(raw))
+    assert load_metadata("m1", root).sealed is None
+
+
 @pytest.mark.parametrize(("version", "message"), [(FORMAT_VERSION + 1, "newer than this fraudcore reads.*upgrade"),
                                                   (0, "unknown format_version 0"), ("1", "no integer format_version")])
 def test_unknown_or_newer_format_version_is_refused(root: Path, version: object, message: str) -> None:
@@ -207,7 +226,8 @@ def test_renamed_folder_is_refused(root: Path) -> None:
 
 def test_unknown_algorithm_is_refused(root: Path) -> None:
     path = _saved(root) / "metadata.json"
-    path.write_text(path.read_text().replace('"algo": "standin"', '"algo": "mystery"'))
+    raw = json.loads(path.read_text().replace('"algo": "standin"', '"algo": "mystery"'))
+    path.write_text(json.dumps({k: v for k, v in raw.items() if k != "sealed"}))  # unsealed: the algo check speaks
     with pytest.raises(ModelArtifactError, match="unknown algorithm 'mystery'"):
         load_model("m1", root)
 
