@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudcore.batch_files import Writer, suffix, temp_beside
+from fraudcore.batch_history import add_history
 from fraudcore.batch_inputs import array_chunks, sql_chunks
 from fraudcore.batch_rows import prepare, write_rejects
 from fraudcore.batch_scores import TIERS, Clock, output_schema, score_chunks
@@ -38,12 +39,16 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
                explain_tiers: Sequence[str] = ("high", "medium"), explain_all: bool = False, k: int = 3,
                chunk_rows: int = 200_000, rejects_path: str | Path | None = None, root: str | Path | None = None,
                progress: Progress | None = None, explanation_sample: int = 0, delimiter: str | None = None,
-               encoding: str = "utf-8", decimal: str = ".") -> dict[str, Any]:
+               encoding: str = "utf-8", decimal: str = ".", history_path: str | Path | None = None,
+               ) -> dict[str, Any]:
     """Score every valid row of ``in_path`` into ``out_path`` (same format); return counts, paths and timings (wall
     ``seconds`` and ``cpu_seconds`` per stage).
 
     ``delimiter``, ``encoding`` and ``decimal`` read a CSV input as ``load_dataset`` does; a CSV output is UTF-8,
     comma-separated.
+
+    ``history_path``: a file of earlier events (read with the same options) that the point-in-time features count
+    as history without scoring them (``batch_history``); without it the file is its own only history.
 
     ``explanation_sample`` > 0 also returns ``explanation``: the contributions of up to that many of the explained
     rows (a seeded sample across the file, None when no row was explained), for a SHAP summary of the batch."""
@@ -68,9 +73,12 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
         check_input_schema(scorer.metadata, ds.columns)
         layout = prepare(ds, scorer)
         rejected = write_rejects(ds, layout, tmp_rejects, fmt)
+        history = 0 if history_path is None else add_history(ds, scorer, Path(history_path), work,
+                                                             delimiter=delimiter, encoding=encoding, decimal=decimal)
         since = clock.lap("validate", since)
-        report(0.1, f"{rejected:,} rows rejected; computing features on {ds.n_rows - rejected:,} rows")
-        inputs = array_chunks(ds, scorer, layout, ds.n_rows - rejected, chunk_rows)
+        report(0.1, f"{rejected:,} rows rejected; computing features on {ds.n_rows - rejected:,} rows"
+               + (f" and {history:,} history events" if history_path is not None else ""))
+        inputs = array_chunks(ds, scorer, layout, ds.n_rows - rejected + history, chunk_rows)
         path = "arrays" if inputs is not None else "sql"
         inputs = inputs or sql_chunks(ds, scorer, layout, work, chunk_rows)
         since = clock.lap("features", since)
@@ -96,6 +104,7 @@ def score_file(in_path: str | Path, out_path: str | Path, model_id: str | None =
     report(1.0, f"scored {run['rows_scored']:,} rows, rejected {rejected:,}")
     return {"model_id": scorer.model_id, "in_path": str(in_path), "out_path": str(out_path), "format": fmt,
             "rejects_path": str(rejects_path) if rejected else None, "rows_in": ds.n_rows, "rows_rejected": rejected,
+            "history_rows": history,
             **run, "replaced_columns": layout.replaced, "features_path": path,
             "seconds": {s: round(v, 3) for s, v in clock.wall.items()},
             "cpu_seconds": {s: round(v, 3) for s, v in clock.cpu.items()},

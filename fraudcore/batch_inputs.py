@@ -73,6 +73,9 @@ def array_chunks(ds: LoadedDataset, scorer: Scorer, layout: RowLayout, valid_row
             order = np.argsort(rows, kind="stable")
             arrays, rows = arrays.take(order), rows[order]
         features = point_in_time(arrays, config)
+        if len(rows) and rows[0] < 0:  # history rows (``batch_history``) come first in row order: counted, not scored
+            mine = np.searchsorted(rows, 0)
+            rows, features = rows[mine:], {name: values[mine:] for name, values in features.items()}
     typed = [c for c in scorer.feature_names if c not in features]  # read from the file beside the raw columns
     columns = ", ".join(qident(c) for c in [ROW, *(layout.raw[c] for c in layout.originals), *typed])
     rejected = rejected_rows(ds)  # before the reader: it holds the connection until read out

@@ -129,7 +129,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     tiers = [t.strip() for t in args.explain_tiers.split(",") if t.strip()] if args.explain_tiers else []
     result = score_file(args.input, args.out, args.model, explain_tiers=tiers, explain_all=args.explain_all, k=args.k,
                         chunk_rows=args.chunk_rows, rejects_path=args.rejects, progress=progress_line("score"),
-                        delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal)
+                        delimiter=args.delimiter, encoding=args.encoding, decimal=args.decimal,
+                        history_path=args.history)
     rejected = result.get("rows_rejected", 0)
     if rejected:
         print(f"{rejected:,} rows rejected (each with its reason) in {result.get('rejects_path')}", file=sys.stderr)
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=3, help="reasons per explained row (default 3)")
     p.add_argument("--chunk-rows", type=int, default=200_000, help="rows per chunk (memory bound)")
     p.add_argument("--rejects", help="rejects file (default: <out>.rejects.<ext> beside the output)")
+    p.add_argument("--history", help="earlier events (CSV/Parquet with the model's id, time, amount, entity and "
+                   "label columns) that the entity features count without scoring them; without it the input is "
+                   "its own only history")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="a saved model's metrics on a labelled file")

@@ -233,6 +233,11 @@ def test_cli_score_writes_the_same_format_with_reasons_and_rejects(trained, tmp_
     assert len(out) == 399 and {"score", "tier", "reason_1", "reason_2"} <= set(out.columns)
     assert "reason_3" not in out.columns and out["reason_1"].notna().all()  # --explain-all, k=2
     assert rejects["amount"].tolist() == ["lots"] and "amount" in rejects["reject_reason"][0]
+    trained.frame.iloc[400:500].to_csv(tmp_path / "next.csv", index=False)
+    assert cli.main(["score", "--in", str(tmp_path / "next.csv"), "--out", str(tmp_path / "next_out.csv"),
+                     "--history", str(tmp_path / "in.csv")]) == 0  # the rows before, counted not scored
+    history_run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert history_run["history_rows"] == 400 and history_run["rows_scored"] == 100
 
 
 def test_a_rejects_path_on_the_input_or_output_is_refused_before_anything_is_written(trained, tmp_path, monkeypatch):

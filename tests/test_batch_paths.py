@@ -14,6 +14,7 @@ import pytest
 from fraudcore import batch_inputs
 from fraudcore.batch import score_file
 from fraudcore.batch_files import Writer
+from fraudcore.errors import DataContractError
 from fraudcore.simulate import generate, world_for_rows
 from fraudcore.training import TrainRequest, train
 
@@ -97,3 +98,37 @@ def test_writer_keeps_batch_order_and_raises_its_thread_errors(tmp_path):
         write(wrong)
         for _ in range(5):  # the error comes back on a later write or on leaving the block
             write(pa.record_batch([pa.array([1])], schema=schema))
+
+
+def test_a_history_file_gives_the_scores_of_scoring_history_and_file_together(trained, tmp_path, monkeypatch):
+    frame = trained.frame.iloc[:5000]
+    cut = frame["event_time"].iloc[3000]
+    earlier, later = frame[frame["event_time"] < cut], frame[frame["event_time"] >= cut]
+    earlier.to_parquet(tmp_path / "history.parquet", index=False)
+    later.to_parquet(tmp_path / "day.parquet", index=False)
+    frame.to_parquet(tmp_path / "all.parquet", index=False)
+    whole = score_file(tmp_path / "all.parquet", tmp_path / "all_out.parquet", trained.model_id, root=trained.root)
+    expected = pd.read_parquet(whole["out_path"]).set_index("event_id").loc[later["event_id"]]
+    with_history = _both(tmp_path / "day.parquet", tmp_path, monkeypatch, trained.model_id, trained.root,
+                         history_path=tmp_path / "history.parquet")
+    for run in with_history:  # both feature paths: history counted, not scored or written
+        assert run["history_rows"] == len(earlier) and run["rows_scored"] == len(later)
+        got = pd.read_parquet(run["out_path"])
+        assert got["event_id"].tolist() == later["event_id"].tolist()
+        np.testing.assert_array_equal(got["score"].to_numpy(), expected["score"].to_numpy())
+        assert got["tier"].tolist() == expected["tier"].tolist()
+    alone = pd.read_parquet(score_file(tmp_path / "day.parquet", tmp_path / "alone.parquet", trained.model_id,
+                                       root=trained.root)["out_path"])
+    assert (alone["score"].to_numpy() != expected["score"].to_numpy()).sum() > 100  # the history mattered
+    both = pd.concat([earlier.iloc[-50:], later])  # rows in both files are the file's own: not counted twice
+    both.to_parquet(tmp_path / "overlap.parquet", index=False)
+    overlap = score_file(tmp_path / "overlap.parquet", tmp_path / "overlap_out.parquet", trained.model_id,
+                         root=trained.root, history_path=tmp_path / "history.parquet")
+    assert overlap["history_rows"] == len(earlier) - 50
+    got = pd.read_parquet(overlap["out_path"]).set_index("event_id").loc[later["event_id"]]
+    np.testing.assert_array_equal(got["score"].to_numpy(), expected["score"].to_numpy())
+    earlier.drop(columns=["terminal_id"]).to_parquet(tmp_path / "partial.parquet", index=False)
+    with pytest.raises(DataContractError, match=r"history file partial\.parquet has no 'terminal_id' column"):
+        score_file(tmp_path / "day.parquet", tmp_path / "refused.parquet", trained.model_id, root=trained.root,
+                   history_path=tmp_path / "partial.parquet")
+    assert not (tmp_path / "refused.parquet").exists()
