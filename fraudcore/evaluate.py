@@ -280,14 +280,25 @@ def _day_codes(event_time: ArrayLike, n: int) -> np.ndarray:
 
 
 def window_days(event_time: ArrayLike, n: int | None = None) -> float:
-    """How many days the window spans, first event to last (at least an hour): what "alerts per day" divides by.
-    Not the calendar dates it touches: a split cut mid-day makes a 1.2-day window touch 2 dates, and counting 2
-    would let an alert budget of 100 a day pass 200 alerts, ~170 a day."""
+    """How many days of events the window holds: what "alerts per day" divides by. Not the calendar dates it touches
+    (a split cut mid-day makes a 1.2-day window touch 2 dates; counting 2 let an alert budget of 100 a day pass ~170)
+    and not first-to-last time alone (7 dates without a time of day span 6 days; a day of 09:00-17:00 events spans a
+    third of one). With 3 or more dates: the events over a typical full day's count (the median of the dates between
+    the first and the last); dates without a time of day: the dates; else the span plus one mean gap, at least an
+    hour."""
     times = _times(event_time, np.size(event_time) if n is None else n)
-    if isinstance(times, np.ndarray):
-        span = float(times.max() - times.min()) if times.size else 0.0
-    else:
-        span = (times.max() - times.min()).total_seconds() if len(times) else 0.0
+    if not isinstance(times, np.ndarray):
+        naive = times.dt.tz_localize(None) if times.dt.tz is not None else times  # UTC already
+        times = (naive - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)
+    seconds = times
+    if not seconds.size:
+        return MIN_WINDOW_DAYS
+    dates, counts = np.unique(np.floor(seconds / SECONDS_PER_DAY), return_counts=True)
+    if len(dates) >= 3:
+        return max(seconds.size / float(np.median(counts[1:-1])), MIN_WINDOW_DAYS)
+    if not np.any(seconds % SECONDS_PER_DAY):  # dates only: each is a whole day
+        return float(len(dates))
+    span = float(seconds.max() - seconds.min()) * (seconds.size / (seconds.size - 1) if seconds.size > 1 else 1.0)
     return max(span / SECONDS_PER_DAY, MIN_WINDOW_DAYS)
 
 

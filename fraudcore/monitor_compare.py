@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fraudcore.errors import FraudcoreError
+from fraudcore.evaluate import window_days
 from fraudcore.monitor import ALERT_TIERS, TIERS, window
 from fraudcore.store import Store
 
@@ -56,7 +57,7 @@ def _current_cuts(model_id: str, root: Path | str | None) -> tuple[float, float]
     return tiers.medium.threshold, tiers.high.threshold
 
 
-def _scenario(name: str, medium: float, high: float, tier: np.ndarray, label: pd.Series, n_days: int) -> dict:
+def _scenario(name: str, medium: float, high: float, tier: np.ndarray, label: pd.Series, n_days: float) -> dict:
     alerted = np.isin(tier, ALERT_TIERS)
     fraud = (label == 1).fillna(False).to_numpy(dtype=bool)
     legit = (label == 0).fillna(False).to_numpy(dtype=bool)
@@ -78,11 +79,12 @@ def threshold_replay(store: Store, model_id: str, medium: float, high: float, si
     lo, hi = window(store, since, until)
     rows = store.query(
         "SELECT s.event_id, any_value(s.score) AS score, any_value(CAST(e.event_time AS DATE)) AS day, "
+        "any_value(e.event_time) AS event_time, "
         "any_value(e.label) AS label FROM scores s JOIN events e USING (event_id) WHERE s.model_id = ? "
         "AND e.event_time BETWEEN ? AND ? GROUP BY s.event_id ORDER BY day, s.event_id", [model_id, lo, hi])
     cur_medium, cur_high = current if current is not None else _current_cuts(model_id, root)
     label = rows["label"].astype("Int64")
-    n_days = int(rows["day"].nunique())
+    n_days = window_days(rows["event_time"]) if len(rows) else 0.0  # as Compare counts them
     tiers = {"current": tiers_at(rows["score"].to_numpy(), cur_medium, cur_high),
              "proposed": tiers_at(rows["score"].to_numpy(), medium, high)}
     summary = pd.DataFrame([_scenario("current", cur_medium, cur_high, tiers["current"], label, n_days),

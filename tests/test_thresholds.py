@@ -26,7 +26,7 @@ from fraudcore.thresholds import (
 SCORE = np.round(np.arange(1.0, 0.05, -0.1), 1)
 Y = np.array([1, 1, 0, 1, 1, 0, 0, 1, 0, 0])
 # Five events a day over two days, interleaved so every cut splits its alerts across both days.
-TIMES = pd.to_datetime(["2024-05-01 00:00", "2024-05-03 00:00"] * 5)  # a window two days long
+TIMES = pd.to_datetime(["2024-05-01", "2024-05-02"] * 5)  # two whole days (dates without a time of day)
 # Fraud amounts 100, 3, 2, 50, 1 (legit amounts never enter the cost).
 AMOUNT = np.array([100.0, 3.0, 9.0, 2.0, 50.0, 9.0, 9.0, 1.0, 9.0, 9.0])
 
@@ -95,7 +95,7 @@ def test_unreachable_precision_says_how_close_it_came() -> None:
 
 
 def test_unreachable_budget_names_the_tie_at_the_top() -> None:
-    times = pd.date_range("2024-05-01", periods=10, freq="160min")  # one day, first event to last
+    times = pd.to_datetime(["2024-05-01"] * 10)  # one whole day (a date without a time of day)
     with pytest.raises(FraudcoreError, match=r"alert budget 3 per day is never met.*10 events per day"):
         tune_threshold(Y, np.full(10, 0.5), "alert_budget", 3, event_time=times)
 

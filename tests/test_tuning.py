@@ -21,9 +21,7 @@ from fraudcore.tuning import (
 Y = np.array([1, 0, 1, 0, 0, 1, 0, 0])
 SCORE = np.array([0.9, 0.8, 0.7, 0.4, 0.3, 0.2, 0.1, 0.05])
 AMOUNT = np.array([100.0, 10.0, 50.0, 10.0, 10.0, 30.0, 10.0, 10.0])
-TIMES = np.array(["2025-01-01T00:00", "2025-01-01T06:00", "2025-01-01T12:00", "2025-01-01T18:00",
-                  "2025-01-02T06:00", "2025-01-02T12:00", "2025-01-02T18:00", "2025-01-03T00:00"],
-                 dtype="datetime64[ns]")  # a window two days long
+TIMES = np.array(["2025-01-01"] * 4 + ["2025-01-02"] * 4, dtype="datetime64[ns]")  # two whole days
 
 
 def window(times: bool = True, amount: bool = True) -> Window:
