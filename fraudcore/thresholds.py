@@ -19,6 +19,7 @@ from fraudcore.evaluate import Sweep, sweep
 Objective = Literal["f1", "precision", "recall", "alert_budget", "cost"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 TOLERANCE = 1e-12  # float slack when comparing an achieved rate with its target
+ABOVE_ALL = float(np.nextafter(1.0, 2.0))  # a cut no score reaches (scores lie in [0, 1]): an empty tier
 NO_ALERTS = -1  # row index meaning "a cut above every score" (the cost objective, an unreachable block target)
 
 
@@ -215,7 +216,7 @@ def _budget_row(table: Sweep, target: float) -> int:
 def _above_every_score(table: Sweep) -> float:
     """A cut no score reaches: above this window's top score and above 1, the most any model scores (a cut just
     above the window's top would still block a later event that scores higher)."""
-    return float(max(np.nextafter(table.threshold[0], np.inf), np.nextafter(1.0, 2.0)))
+    return float(max(np.nextafter(table.threshold[0], np.inf), ABOVE_ALL))
 
 
 def _row_at(table: Sweep, threshold: float) -> int:

@@ -17,6 +17,7 @@ from fraudcore.comparison import Window
 from fraudcore.errors import FraudcoreError
 from fraudcore.evaluate import curves
 from fraudcore.thresholds import (
+    ABOVE_ALL,
     Objective,
     ThresholdChange,
     ThresholdChoice,
@@ -64,8 +65,8 @@ class WhatIf:
 
 
 def check_cuts(high: float, medium: float) -> None:
-    """Refuse cuts in the wrong order or outside the score range."""
-    if not (0.0 <= medium <= high <= 1.0):
+    """Refuse cuts in the wrong order or outside the score range (a cut just above 1 is an empty tier)."""
+    if not (0.0 <= medium <= high <= ABOVE_ALL):
         raise FraudcoreError(f"cuts must satisfy 0 <= medium ({medium}) <= high ({high}) <= 1; move them into order")
 
 

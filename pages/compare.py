@@ -48,7 +48,7 @@ def apply_suggestions(model_id: str, valid: Window, review_cost: float) -> None:
     except FraudcoreError as exc:
         st.session_state["tune_message"] = f"No cut serves these objectives: {exc}"
         return
-    st.session_state[f"tune_cuts_{model_id}"] = (policy.medium.threshold, min(policy.high.threshold, 1.0))
+    st.session_state[f"tune_cuts_{model_id}"] = (min(policy.medium.threshold, 1.0), min(policy.high.threshold, 1.0))
     st.session_state["tune_message"] = " ".join(["Cuts set from the objectives on the validation window.",
                                                  *policy.notes])
 
@@ -84,7 +84,8 @@ def delta(new: float | None, old: float | None, fmt: str) -> str | None:
 def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, review_cost: float,
                  champion: str | None) -> None:
     """Objectives, cuts, what they give, save and promote: moving a cut reruns only this panel."""
-    saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), meta.tiers.medium.threshold
+    # an empty tier's cut sits above 1 (no score reaches it); the slider shows it at 1
+    saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), min(meta.tiers.medium.threshold, 1.0)
     st.caption(f"Saved tiers: block at score ≥ {saved_high:.4f}, review at ≥ {saved_medium:.4f}. Suggestions use "
                f"the validation window ({windows.valid.describe()})."
                + (" The model was then trained again on train + validation, so these are the scores of the model "

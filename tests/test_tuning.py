@@ -117,3 +117,10 @@ def test_tier_log_lists_changes_newest_first():
     assert frame.iloc[0][["old medium", "new medium"]].tolist() == [0.35, 0.2]
     assert frame.iloc[1]["old high"] is None or frame.iloc[1].isna()["old high"]
     assert tier_log_frame([]).empty
+
+
+def test_empty_tiers_cut_above_every_score_are_valid_cuts():
+    from fraudcore.thresholds import ABOVE_ALL
+
+    result = what_if(window(), high=ABOVE_ALL, medium=ABOVE_ALL)  # both tiers empty: nothing alerted
+    assert result.alerts == 0 and ABOVE_ALL > 1.0
