@@ -30,8 +30,8 @@ CHAMPION_FILE = "champion.json"
 RESERVED_NAMES = frozenset({METADATA_FILE, CARD_FILE, CHAMPION_FILE})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-FORMAT_VERSION = 1
-READABLE_FORMATS = (1,)
+FORMAT_VERSION = 2  # 2: metadata.json carries its seal (``seal_of``); 1: written before seals
+READABLE_FORMATS = (1, 2)
 SPLIT_KINDS = ("time", "random", "dates")
 _DISTRIBUTIONS = {"numpy": "numpy", "pandas": "pandas", "sklearn": "scikit-learn", "xgboost": "xgboost",
                   "duckdb": "duckdb", "pydantic": "pydantic"}
@@ -160,17 +160,16 @@ class ModelMetadata(BaseModel):
         return list(self.features.get("names") or [])
 
     def to_json(self) -> str:
-        """Strict JSON text of this metadata, sealed (``sealed`` = ``digest()``)."""
+        """Strict JSON text of this metadata, sealed: ``sealed`` = ``seal_of`` the rest, as written."""
         data = self.model_dump(mode="json", exclude={"sealed"})
-        return json.dumps({**data, "sealed": _digest(data)}, indent=2, ensure_ascii=False, allow_nan=False)
-
-    def digest(self) -> str:
-        """sha256 of every field but ``sealed``, as ``to_json`` writes them: what the seal must equal."""
-        return _digest(self.model_dump(mode="json", exclude={"sealed"}))
+        return json.dumps({**data, "sealed": seal_of(data)}, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def _digest(data: dict) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def seal_of(data: dict) -> str:
+    """sha256 of a metadata JSON object without its ``sealed`` key, as stored (so fields added to the format later
+    do not change the seal of a file written before them)."""
+    rest = {k: v for k, v in data.items() if k != "sealed"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

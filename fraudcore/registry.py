@@ -37,6 +37,7 @@ from fraudcore.metadata import (  # re-exported: the registry's public API inclu
     library_differences,
     library_versions,
     required_columns,
+    seal_of,
 )
 from fraudcore.thresholds import ThresholdChange, TierPolicy
 
@@ -102,7 +103,7 @@ def _read_metadata(folder: Path) -> ModelMetadata:
         raise ModelArtifactError(
             f"{where} does not match format {version}: {problems}; restore it or retrain"
         ) from None
-    if meta.sealed is not None and meta.sealed != meta.digest():
+    if version >= 2 and raw.get("sealed") != seal_of(raw):
         raise ModelArtifactError(f"{where} was changed after it was written (its seal does not match): scoring reads "
                                  "its categories, parameters and tiers, so it is refused; restore it or retrain "
                                  "(tiers change through the Compare page or update_tiers, which keeps a log)")
@@ -328,9 +329,10 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
     except ValidationError as exc:
         raise FraudcoreError(f"a tier change needs who and why (non-empty): {exc.errors()[0]['msg']}") from None
     updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
-    write_text_atomic(folder / METADATA_FILE, updated.to_json())
+    text = updated.to_json()
+    write_text_atomic(folder / METADATA_FILE, text)
     write_text_atomic(folder / CARD_FILE, render_card(updated))
-    return updated.model_copy(update={"sealed": updated.digest()})  # as it now reads from the file
+    return ModelMetadata.model_validate(json.loads(text))  # as it now reads from the file, seal included
 
 
 def check_new_model_id(model_id: str, root: Path | str | None = None) -> str:

@@ -32,6 +32,7 @@ from fraudcore.registry import (
     load_model,
     promote,
     save_model,
+    seal_of,
     update_tiers,
 )
 from fraudcore.spec import DatasetSpec
@@ -173,7 +174,7 @@ def test_metadata_with_a_broken_field_is_refused(root: Path) -> None:
     raw["tiers"]["high"]["threshold"] = 0.1  # below the medium cut
     raw["surprise"] = 1
     path.write_text(json.dumps(raw))
-    with pytest.raises(ModelArtifactError, match=r"does not match format 1: .*tiers.*surprise"):
+    with pytest.raises(ModelArtifactError, match=r"does not match format 2: .*tiers.*surprise"):
         load_model("m1", root)
 
 
@@ -185,13 +186,14 @@ def test_metadata_with_a_broken_field_is_refused(root: Path) -> None:
 def test_metadata_edited_by_hand_is_refused_and_old_unsealed_files_still_load(root: Path, edit) -> None:
     path = _saved(root) / "metadata.json"
     raw = json.loads(path.read_text())
-    assert raw["sealed"] == load_metadata("m1", root).digest()
+    assert raw["format_version"] == FORMAT_VERSION == 2 and raw["sealed"] == seal_of(raw)
     edit(raw)
-    path.write_text(json.dumps(raw))
-    with pytest.raises(ModelArtifactError, match=r"metadata\.json was changed after it was written"):
-        load_model("m1", root)
-    del raw["sealed"]  # written before seals existed: nothing to check against
-    path.write_text(json.dumps(raw))
+    for sealed in (raw["sealed"], None):  # the old seal, or none at all: both refused in format 2
+        path.write_text(json.dumps({**raw, "sealed": sealed}))
+        with pytest.raises(ModelArtifactError, match=r"metadata\.json was changed after it was written"):
+            load_model("m1", root)
+    old = {k: v for k, v in raw.items() if k != "sealed"} | {"format_version": 1}  # written before seals existed
+    path.write_text(json.dumps(old))
     assert load_metadata("m1", root).sealed is None
 
 
@@ -227,7 +229,7 @@ def test_renamed_folder_is_refused(root: Path) -> None:
 def test_unknown_algorithm_is_refused(root: Path) -> None:
     path = _saved(root) / "metadata.json"
     raw = json.loads(path.read_text().replace('"algo": "standin"', '"algo": "mystery"'))
-    path.write_text(json.dumps({k: v for k, v in raw.items() if k != "sealed"}))  # unsealed: the algo check speaks
+    path.write_text(json.dumps({**raw, "sealed": seal_of(raw)}))  # sealed again: the algorithm check speaks
     with pytest.raises(ModelArtifactError, match="unknown algorithm 'mystery'"):
         load_model("m1", root)
 
