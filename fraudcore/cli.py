@@ -446,9 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:  # TrainRequest, SplitPlan, ... built from the flags
         return _fail(*(_as_flags(_problem(error), args) for error in exc.errors()))
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        return _fail(f"{exc.strerror or exc}{where}; check the path (each folder in it must be a folder, not a file) "
-                     f"and that you may read and write there")
+        if not exc.filename:  # a port in use, a connection refused: said as it is, without advice about paths
+            return _fail(str(exc.strerror or exc))
+        return _fail(f"{exc.strerror or exc}: {exc.filename}; check the path (each folder in it must be a folder, "
+                     "not a file) and that you may read and write there")
     finally:
         _end_progress()  # also before a traceback, and after a command that stopped short of 100%
 

@@ -134,3 +134,14 @@ def test_train_evaluate_and_score_read_a_csv_with_the_encoding_and_delimiter_giv
     assert main(["score", "--model", "m", "--in", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv"),
                  *csv]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows_scored"] == 6000
+
+
+def test_an_os_error_that_is_not_about_a_path_gets_no_path_advice(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["feed", "serve", "--port", str(busy.getsockname()[1]), "--total", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "in use" in err and "path" not in err
