@@ -142,14 +142,19 @@ def _check_text_numbers(ds: LoadedDataset, col: str) -> Problem | None:
     """Values that are not numbers; when every one is a number in a local format, say so and how to read it."""
     q = qident(col)
     cond = f"{q} IS NOT NULL AND trim({q}) <> '' AND TRY_CAST(trim({q}) AS DOUBLE) IS NULL"
-    local = ds.con.execute(f"SELECT bool_and(regexp_full_match(trim({q}), '{FORMATTED_NUMBER}')) "
-                           f"FROM {ds.table} WHERE {cond}").fetchone()[0]
+    local, grouped = ds.con.execute(
+        f"SELECT bool_and(regexp_full_match(trim({q}), '{FORMATTED_NUMBER}')), "
+        f"bool_or(regexp_matches(trim({q}), '[.,].*[.,]|[0-9] [0-9]')) FROM {ds.table} WHERE {cond}").fetchone()
+    if local and grouped:  # '1.234,56', '1,234.50', '1 234': no decimal setting reads these
+        return _problem(ds, col, cond, "decimal_comma",
+                        "numbers are written with thousands separators: {count} of {n} values cannot be read as "
+                        "numbers", "re-export the file with plain numbers such as '1234.56' (no thousands "
+                        "separators, '.' as the decimal separator)")
     if local:
         return _problem(ds, col, cond, "decimal_comma",
-                        "numbers are written with decimal commas or thousands separators: {count} of {n} values "
-                        "cannot be read as numbers",
-                        "re-export the file with '.' as the decimal separator and no thousands separators, or load "
-                        "it with decimal=',' (CLI: --decimal ,) when ',' is not its delimiter")
+                        "numbers are written with decimal commas: {count} of {n} values cannot be read as numbers",
+                        "re-export the file with '.' as the decimal separator, or on the command line load it with "
+                        "--decimal , (decimal=',') when ',' is not its delimiter")
     return _problem(ds, col, cond, "number_as_text",
                     "numbers are stored as text: {count} of {n} values are not numbers",
                     "clean these values (decimal commas like '2,5' must be '2.5'; remove currency signs and "

@@ -122,7 +122,11 @@ def test_decimal_commas_in_amount_and_numeric_columns_are_one_problem_each():
     problems = [p for p in validate(ds, spec).errors if p.kind == "decimal_comma"]
     assert [p.column for p in problems] == ["amount", "score"]
     assert problems[0].count == 6 and problems[0].rows == [1, 2, 3, 4, 5] and problems[0].values[2] == "'1.234,50'"
-    assert "'.' as the decimal separator" in problems[0].fix and "decimal=','" in problems[0].fix
+    # '1.234,50' has a thousands separator, which no decimal setting reads: re-export, not --decimal ,
+    assert "thousands separators" in problems[0].message and "--decimal" not in problems[0].fix
+    assert "decimal commas" in problems[1].message and "--decimal ," in problems[1].fix  # '1,5': the option reads it
+    us = validate(load_frame(frame(amount=["1,234.50", "2,000.00", "10.0", "20.0", "30.0", "40.0"])), SPEC)
+    assert "thousands separators" in only(us, "decimal_comma").message  # US grouping is not a decimal comma
 
 
 def test_amount_named_text_that_is_not_the_amount_is_flagged():
