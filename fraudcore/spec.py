@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SPEC_VERSION = 1
 
@@ -36,6 +36,12 @@ class DatasetSpec(BaseModel):
     ignored: list[str] = Field(default_factory=list)
     leakage: dict[str, str] = Field(default_factory=dict, description="column -> why it is excluded")
     reasons: dict[str, str] = Field(default_factory=dict, description="column -> why it got its role")
+
+    @field_validator("time_origin")
+    @classmethod
+    def _naive_utc(cls, value: datetime) -> datetime:
+        """Times are naive UTC everywhere (the typed view, features, events): an origin with a zone becomes one."""
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
     @model_validator(mode="after")
     def _one_role_per_column(self) -> DatasetSpec:
