@@ -172,7 +172,8 @@ def show_batch(result: dict) -> None:
         swarm.altair_chart(shap_charts.beeswarm(explanation), width="stretch")
         bars.altair_chart(shap_charts.importance(explanation), width="stretch")
     else:
-        st.info("No row fell in the explained tiers, so there is no SHAP summary for this batch.")
+        st.info(result.get("reasons_note") or "No row fell in the explained tiers, so there is no SHAP summary for "
+                "this batch.")
 
 
 def batch_file(scorer: Scorer) -> None:
