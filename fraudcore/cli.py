@@ -81,7 +81,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     spec = DatasetSpec.load(args.spec) if args.spec else None
     result = build_features_file(args.input, args.out, preset=args.preset, spec=spec,
-                                 progress=progress_line("features"))
+                                 progress=progress_line("features"), delimiter=args.delimiter, encoding=args.encoding,
+                                 decimal=args.decimal)
     _print_json(result)
     return 0
 
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("features", help="compute point-in-time entity features, file to file")
     p.add_argument("--in", dest="input", required=True, help="CSV or Parquet with raw events")
+    _csv_options(p)
     p.add_argument("--out", required=True, help="output Parquet: the input columns plus the features")
     p.add_argument("--preset", choices=["auto", "handbook"], default="auto",
                    help="auto: from the inferred roles; handbook: the Fraud Detection Handbook's 16 features")

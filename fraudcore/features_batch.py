@@ -220,11 +220,12 @@ def build_features_frame(df: pd.DataFrame, config: FeatureConfig) -> pd.DataFram
 
 def build_features_file(in_path: str | Path, out_path: str | Path, preset: str = "auto",
                         spec: DatasetSpec | None = None,
-                        progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-    """Read CSV/Parquet, write Parquet with the original columns plus the preset's features (spec: inferred)."""
+                        progress: Callable[[float, str], None] | None = None, **csv: Any) -> dict[str, Any]:
+    """Read CSV/Parquet (``csv``: ``load_dataset``'s delimiter, encoding, decimal), write Parquet with the original
+    columns plus the preset's features (spec: inferred)."""
     start, report = time.perf_counter(), progress or (lambda fraction, text: None)
     report(0.0, f"reading {Path(in_path).name}")
-    ds = load_dataset(in_path)
+    ds = load_dataset(in_path, **csv)
     spec = spec or infer_spec(ds)
     config = FeatureConfig.from_spec(typed_spec(spec), preset)
     out = Path(out_path)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from fraudcore.cli import build_parser, main
@@ -134,6 +135,8 @@ def test_train_evaluate_and_score_read_a_csv_with_the_encoding_and_delimiter_giv
     assert main(["score", "--model", "m", "--in", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "out.csv"),
                  *csv]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows_scored"] == 6000
+    assert main(["features", "--in", str(tmp_path / "tx.csv"), "--out", str(tmp_path / "f.parquet"), *csv]) == 0
+    assert pd.read_parquet(tmp_path / "f.parquet")["merchant_category"].eq("café").sum() == 120
 
 
 def test_an_os_error_that_is_not_about_a_path_gets_no_path_advice(capsys):
