@@ -89,7 +89,7 @@ def _valid_text(value: Any) -> bool:
 
 def _valid_values(value: Any) -> bool:
     if type(value) is str:
-        return value.isascii() or _valid_text(value)
+        return _valid_text(value)
     if isinstance(value, dict):
         return all(_valid_text(k) and _valid_values(v) for k, v in value.items())
     if isinstance(value, list | tuple):
