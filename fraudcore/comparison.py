@@ -57,7 +57,7 @@ class Window:
 
     @property
     def n_days(self) -> float | None:
-        """Days the window spans, first event to last (``evaluate.window_days``; None without times)."""
+        """Days of events in the window (``evaluate.window_days``; None without times)."""
         return None if self.times is None or not len(self.times) else window_days(self.times)
 
     def rows(self, keep: np.ndarray) -> Window:

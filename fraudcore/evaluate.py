@@ -41,7 +41,7 @@ class Sweep:
     n_fraud: int
     fraud_amount_caught: np.ndarray | None
     fraud_amount_total: float | None
-    n_days: float | None  # days spanned, first event to last (``window_days``)
+    n_days: float | None  # days of events in the window (``window_days``)
 
     @property
     def alerts(self) -> np.ndarray:
@@ -280,26 +280,32 @@ def _day_codes(event_time: ArrayLike, n: int) -> np.ndarray:
 
 
 def window_days(event_time: ArrayLike, n: int | None = None) -> float:
-    """How many days of events the window holds: what "alerts per day" divides by. Not the calendar dates it touches
-    (a split cut mid-day makes a 1.2-day window touch 2 dates; counting 2 let an alert budget of 100 a day pass ~170)
-    and not first-to-last time alone (7 dates without a time of day span 6 days; a day of 09:00-17:00 events spans a
-    third of one). With 3 or more dates: the events over a typical full day's count (the median of the dates between
-    the first and the last); dates without a time of day: the dates; else the span plus one mean gap, at least an
-    hour."""
+    """How many days of events the window holds: what "alerts per day" divides by. The dates from the first to the
+    last, with the two end dates counted in part: a split cut mid-day makes a 1.2-day window touch 2 dates, and
+    counting both whole let an alert budget of 100 a day pass ~170. An end date counts as its events over a typical
+    day's (the median over the dates between, each at most 1) or, with no typical day to compare with, as the part
+    of the date the events cover (from the first event on, up to the last); dates without a time of day count whole.
+    """
     times = _times(event_time, np.size(event_time) if n is None else n)
     if not isinstance(times, np.ndarray):
         naive = times.dt.tz_localize(None) if times.dt.tz is not None else times  # UTC already
         times = (naive - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float)
-    seconds = times
-    if not seconds.size:
+    if not times.size:
         return MIN_WINDOW_DAYS
-    dates, counts = np.unique(np.floor(seconds / SECONDS_PER_DAY), return_counts=True)
-    if len(dates) >= 3:
-        return max(seconds.size / float(np.median(counts[1:-1])), MIN_WINDOW_DAYS)
-    if not np.any(seconds % SECONDS_PER_DAY):  # dates only: each is a whole day
-        return float(len(dates))
-    span = float(seconds.max() - seconds.min()) * (seconds.size / (seconds.size - 1) if seconds.size > 1 else 1.0)
-    return max(span / SECONDS_PER_DAY, MIN_WINDOW_DAYS)
+    day = np.floor(times / SECONDS_PER_DAY)
+    first, last = day.min(), day.max()
+    if first == last:
+        return 1.0
+    counts = np.bincount((day - first).astype(np.int64))
+    typical = float(np.median(counts[1:-1])) if len(counts) > 2 else 0.0
+    if typical > 0:
+        ends = min(1.0, counts[0] / typical) + min(1.0, counts[-1] / typical)
+    elif not np.any(times % SECONDS_PER_DAY):  # dates only: each a whole day
+        ends = 2.0
+    else:  # the part of the first date from its first event, and of the last date up to its last event
+        ends = 1 - (times.min() - first * SECONDS_PER_DAY) / SECONDS_PER_DAY + \
+            (times.max() - last * SECONDS_PER_DAY) / SECONDS_PER_DAY
+    return max(float(last - first - 1) + ends, MIN_WINDOW_DAYS)
 
 
 def _times(event_time: ArrayLike, n: int) -> np.ndarray | pd.Series:

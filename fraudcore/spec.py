@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -39,9 +39,10 @@ class DatasetSpec(BaseModel):
 
     @field_validator("time_origin")
     @classmethod
-    def _naive_utc(cls, value: datetime) -> datetime:
-        """Times are naive UTC everywhere (the typed view, features, events): an origin with a zone becomes one."""
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    def _naive(cls, value: datetime) -> datetime:
+        """Times are naive everywhere: an origin with a zone keeps its wall time, as the typed view has always read
+        it (models trained on such a spec counted seconds from that wall time)."""
+        return value.replace(tzinfo=None)
 
     @model_validator(mode="after")
     def _one_role_per_column(self) -> DatasetSpec:

@@ -85,7 +85,7 @@ def test_card_precision_leaves_out_cards_caught_on_earlier_days() -> None:
 def test_top_k_accepts_seconds(topk: pd.DataFrame) -> None:
     seconds = (topk.time - pd.Timestamp("2024-01-01")).dt.total_seconds().to_numpy()
     result = evaluate(topk.y, topk.score, 0.5, event_time=seconds, entity=topk.entity, k=3)
-    assert result["n_days"] == pytest.approx(28 / 24 * 8 / 7)  # 08:00 on day 1 to 12:00 on day 2, + a mean gap
+    assert result["n_days"] == pytest.approx(28 / 24)  # from 08:00 on day 1 to 12:00 on day 2
     assert result["precision_at_k"] == pytest.approx(1 / 3)
     assert result["card_precision_at_k"] == pytest.approx(0.5)
 
@@ -94,8 +94,8 @@ def test_tz_aware_times_are_split_into_utc_days() -> None:
     # 23:30 and 00:30 UTC fall on two UTC days but on the same Tokyo day (08:30 and 09:30 on Jan 2).
     utc = pd.Series(pd.to_datetime(["2024-01-01 23:30", "2024-01-02 00:30"]).tz_localize("UTC"))
     result = evaluate([1, 0], [0.9, 0.8], 0.5, event_time=utc.dt.tz_convert("Asia/Tokyo"), k=1)
-    assert result["n_days"] == pytest.approx(2 / 24)  # an hour apart, plus the mean gap
-    assert result["alerts_per_day"] == pytest.approx(24.0)
+    assert result["n_days"] == pytest.approx(1 / 24)  # an hour apart: the shortest window counted
+    assert result["alerts_per_day"] == pytest.approx(48.0)
     assert result["precision_at_k"] == 0.5  # day 1: 1/1, day 2: 0/1 (UTC calendar days)
 
 
@@ -140,7 +140,7 @@ def test_cost_amount_and_alerts_per_day_by_hand() -> None:
     assert result["confusion"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 2}
     assert result["expected_cost"] == pytest.approx(3 * 5.0 + 50.0)  # every alert reviewed + missed amount
     assert result["amount_caught_share"] == pytest.approx(110 / 160)
-    assert result["alerts_per_day"] == pytest.approx(3 / (25 / 24 * 5 / 4))  # 25 hours + the mean gap
+    assert result["alerts_per_day"] == pytest.approx(3 / (25 / 24))  # 3 alerts over 25 hours
     assert result["review_cost"] == 5.0
 
 
@@ -230,7 +230,7 @@ def test_alerts_per_day_divide_by_the_days_of_events_not_the_dates_touched() -> 
     # 50 a day, so a budget of 50 a day would let ~86 a day through.
     times = pd.date_range("2024-06-01 14:00", "2024-06-02 18:00", periods=100)
     result = evaluate(np.ones(100, dtype=int), np.full(100, 0.9), 0.5, event_time=times)
-    assert result["n_days"] == pytest.approx(28 / 24 * 100 / 99)  # the span plus one mean gap
+    assert result["n_days"] == pytest.approx(28 / 24)  # 10 hours of day 1, 18 of day 2
     assert sweep(np.ones(100, dtype=int), np.full(100, 0.9), event_time=times).n_days == result["n_days"]
 
 
@@ -239,6 +239,10 @@ def test_alerts_per_day_divide_by_the_days_of_events_not_the_dates_touched() -> 
     (pd.to_datetime([f"2024-01-0{d} {h:02d}:00" for d in range(1, 8) for h in range(9, 18)]), 7.0),  # 09-17 only
     (pd.to_datetime([f"2024-01-0{d}" for d in range(1, 8)] * 3), 7.0),  # dates without a time of day
     (pd.date_range("2024-06-01 12:00", "2024-06-04 12:00", freq="10min"), 3.0),  # cut mid-day: half days at the ends
+    (pd.to_datetime(["2024-01-01 10:00"] * 1000 + ["2024-01-02 10:00"] + ["2024-01-03 10:00"] * 1000), 3.0),  # uneven
+    (pd.date_range("2024-01-01 10:00", periods=100, freq="88h"), 100 * 88 / 24),  # sparse: most dates empty
+    (pd.to_datetime(["2024-01-01"] * 10 + ["2024-01-02"] + ["2024-01-03"] * 10), 3.0),  # dates only, uneven
+    (pd.to_datetime(["2024-01-01 10:00"]), 1.0),  # one date: one day, whatever the hour
 ])
 def test_window_days_count_days_of_events(times, days) -> None:
-    assert window_days(times) == pytest.approx(days, rel=0.01)
+    assert window_days(times) == pytest.approx(days, rel=0.015)
