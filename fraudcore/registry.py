@@ -103,7 +103,7 @@ def _read_metadata(folder: Path) -> ModelMetadata:
         raise ModelArtifactError(
             f"{where} does not match format {version}: {problems}; restore it or retrain"
         ) from None
-    if version >= 2 and raw.get("sealed") != seal_of(raw):
+    if (version >= 2 or raw.get("sealed") is not None) and raw.get("sealed") != seal_of(raw):
         raise ModelArtifactError(f"{where} was changed after it was written (its seal does not match): scoring reads "
                                  "its categories, parameters and tiers, so it is refused; restore it or retrain "
                                  "(tiers change through the Compare page or update_tiers, which keeps a log)")
@@ -328,7 +328,8 @@ def update_tiers(model_id: str, new: TierPolicy, who: str, why: str, root: Path 
         change = ThresholdChange(who=who, old=meta.tiers, new=new, why=why)
     except ValidationError as exc:
         raise FraudcoreError(f"a tier change needs who and why (non-empty): {exc.errors()[0]['msg']}") from None
-    updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change]})
+    updated = ModelMetadata.model_validate({**meta.model_dump(), "tiers": new, "tier_log": [*meta.tier_log, change],
+                                            "format_version": FORMAT_VERSION})  # written sealed, so read as sealed
     text = updated.to_json()
     write_text_atomic(folder / METADATA_FILE, text)
     write_text_atomic(folder / CARD_FILE, render_card(updated))

@@ -64,10 +64,22 @@ class WhatIf:
         return self.amount_caught / self.fraud_amount if self.fraud_amount else None
 
 
+def slider_cut(value: float) -> float:
+    """A cut from a 0-1 slider: 1 is the empty tier (ABOVE_ALL), so saving it keeps the tier empty rather than
+    catching scores of exactly 1."""
+    return ABOVE_ALL if value >= 1.0 else float(value)
+
+
+def cut_text(cut: float) -> str:
+    """How a cut reads: 'at score ≥ 0.0123', or 'nothing' for an empty tier."""
+    return "nothing (empty tier)" if cut > 1.0 else f"at score ≥ {cut:.4f}"
+
+
 def check_cuts(high: float, medium: float) -> None:
     """Refuse cuts in the wrong order or outside the score range (a cut just above 1 is an empty tier)."""
     if not (0.0 <= medium <= high <= ABOVE_ALL):
-        raise FraudcoreError(f"cuts must satisfy 0 <= medium ({medium}) <= high ({high}) <= 1; move them into order")
+        raise FraudcoreError(f"cuts must satisfy 0 <= medium ({medium}) <= high ({high}) <= 1 (just above 1: an empty "
+                             "tier); move them into order")
 
 
 def what_if(window: Window, high: float, medium: float, review_cost: float = 5.0) -> WhatIf:

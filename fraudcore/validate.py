@@ -144,12 +144,14 @@ def _check_text_numbers(ds: LoadedDataset, col: str) -> Problem | None:
     cond = f"{q} IS NOT NULL AND trim({q}) <> '' AND TRY_CAST(trim({q}) AS DOUBLE) IS NULL"
     local, grouped = ds.con.execute(
         f"SELECT bool_and(regexp_full_match(trim({q}), '{FORMATTED_NUMBER}')), "
-        f"bool_or(regexp_matches(trim({q}), '[.,].*[.,]|[0-9] [0-9]')) FROM {ds.table} WHERE {cond}").fetchone()
-    if local and grouped:  # '1.234,56', '1,234.50', '1 234': no decimal setting reads these
+        f"bool_or(regexp_matches(trim({q}), '[.,].*[.,]|[0-9] [0-9]|^[+-]?[0-9]{{1,3}}[.,][0-9]{{3}}$')) "
+        f"FROM {ds.table} WHERE {cond}").fetchone()
+    if local and grouped:  # '1.234,56', '1,234.50', '1 234', or '1,200' (a thousand, or 1.2?): no setting is safe
         return _problem(ds, col, cond, "decimal_comma",
-                        "numbers are written with thousands separators: {count} of {n} values cannot be read as "
-                        "numbers", "re-export the file with plain numbers such as '1234.56' (no thousands "
-                        "separators, '.' as the decimal separator)")
+                        "numbers are written with thousands separators (or a separator before exactly three digits, "
+                        "which reads either way): {count} of {n} values cannot be read as numbers",
+                        "re-export the file with plain numbers such as '1234.56' (no thousands separators, '.' as "
+                        "the decimal separator)")
     if local:
         return _problem(ds, col, cond, "decimal_comma",
                         "numbers are written with decimal commas: {count} of {n} values cannot be read as numbers",

@@ -84,9 +84,10 @@ def delta(new: float | None, old: float | None, fmt: str) -> str | None:
 def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, review_cost: float,
                  champion: str | None) -> None:
     """Objectives, cuts, what they give, save and promote: moving a cut reruns only this panel."""
-    # an empty tier's cut sits above 1 (no score reaches it); the slider shows it at 1
-    saved_high, saved_medium = min(meta.tiers.high.threshold, 1.0), min(meta.tiers.medium.threshold, 1.0)
-    st.caption(f"Saved tiers: block at score ≥ {saved_high:.4f}, review at ≥ {saved_medium:.4f}. Suggestions use "
+    # an empty tier's cut sits above 1 (no score reaches it); the slider shows it at 1, and 1 on the slider is empty
+    saved_high, saved_medium = meta.tiers.high.threshold, meta.tiers.medium.threshold
+    st.caption(f"Saved tiers: block {tuning.cut_text(saved_high)}, review {tuning.cut_text(saved_medium)}. A cut "
+               "at 1 leaves its tier empty. Suggestions use "
                f"the validation window ({windows.valid.describe()})."
                + (" The model was then trained again on train + validation, so these are the scores of the model "
                   "trained before that (out of sample), as at training." if windows.refitted else ""))
@@ -101,9 +102,10 @@ def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, revi
 
     cuts_key = f"tune_cuts_{model_id}"
     if cuts_key not in st.session_state:
-        st.session_state[cuts_key] = (saved_medium, saved_high)
-    cut_medium, cut_high = st.slider("Cuts: review (medium) and block (high); below medium is allowed (low)", 0.0, 1.0,
-                                     step=0.0001, format="%.4f", key=cuts_key)
+        st.session_state[cuts_key] = (min(saved_medium, 1.0), min(saved_high, 1.0))
+    cut_medium, cut_high = (tuning.slider_cut(c) for c in st.slider(
+        "Cuts: review (medium) and block (high); below medium is allowed (low)", 0.0, 1.0, step=0.0001,
+        format="%.4f", key=cuts_key))
     window_name = st.segmented_control("Window", list(WINDOW_LABELS), format_func=WINDOW_LABELS.get, default="valid",
                                        key="tune_window") or "valid"
     window = windows.window(window_name)
@@ -147,7 +149,8 @@ def tuning_panel(model_id: str, meta: ModelMetadata, windows: ModelWindows, revi
                                                  note=f"cuts set on the Compare page by {who}")
                 registry.update_tiers(model_id, policy, who=who, why=why, root=paths.artifacts)
                 workbench.forget_model(model_id)
-                flash(f"Saved tiers of **{model_id}**: block ≥ {cut_high:.4f}, review ≥ {cut_medium:.4f}.")
+                flash(f"Saved tiers of **{model_id}**: block {tuning.cut_text(cut_high)}, review "
+                      f"{tuning.cut_text(cut_medium)}.")
             except FraudcoreError as exc:
                 st.error(f"Not saved: {exc}")
     with promote_col.form("promote"):

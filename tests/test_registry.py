@@ -195,6 +195,12 @@ def test_metadata_edited_by_hand_is_refused_and_old_unsealed_files_still_load(ro
     old = {k: v for k, v in raw.items() if k != "sealed"} | {"format_version": 1}  # written before seals existed
     path.write_text(json.dumps(old))
     assert load_metadata("m1", root).sealed is None
+    path.write_text(json.dumps({**old, "sealed": raw["sealed"]}))  # a format-1 file with a seal: checked too
+    with pytest.raises(ModelArtifactError, match=r"metadata\.json was changed after it was written"):
+        load_model("m1", root)
+    path.write_text(json.dumps(old))
+    update_tiers("m1", TIERS, who="ana", why="re-saved", root=root)  # an old file rewritten is sealed from then on
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION
 
 
 @pytest.mark.parametrize(("version", "message"), [(FORMAT_VERSION + 1, "newer than this fraudcore reads.*upgrade"),

@@ -124,3 +124,19 @@ def test_empty_tiers_cut_above_every_score_are_valid_cuts():
 
     result = what_if(window(), high=ABOVE_ALL, medium=ABOVE_ALL)  # both tiers empty: nothing alerted
     assert result.alerts == 0 and ABOVE_ALL > 1.0
+
+
+def test_a_slider_at_1_is_the_empty_tier_and_reads_so():
+    from fraudcore.thresholds import ABOVE_ALL
+    from fraudcore.tuning import cut_text, slider_cut
+
+    assert slider_cut(1.0) == ABOVE_ALL and slider_cut(0.25) == 0.25  # saving 1 keeps the tier empty
+    assert cut_text(ABOVE_ALL) == "nothing (empty tier)" and cut_text(0.01234) == "at score ≥ 0.0123"
+
+
+def test_empty_tiers_can_be_saved_as_a_policy():
+    from fraudcore.thresholds import ABOVE_ALL
+    from fraudcore.tuning import policy_from_cuts
+
+    policy = policy_from_cuts(window(), ("precision", 0.9, ABOVE_ALL), ("f1", None, 0.35))
+    assert policy.high.threshold == ABOVE_ALL and policy.high.alerts == 0 and policy.medium.threshold == 0.35

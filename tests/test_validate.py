@@ -127,6 +127,8 @@ def test_decimal_commas_in_amount_and_numeric_columns_are_one_problem_each():
     assert "decimal commas" in problems[1].message and "--decimal ," in problems[1].fix  # '1,5': the option reads it
     us = validate(load_frame(frame(amount=["1,234.50", "2,000.00", "10.0", "20.0", "30.0", "40.0"])), SPEC)
     assert "thousands separators" in only(us, "decimal_comma").message  # US grouping is not a decimal comma
+    ambiguous = validate(load_frame(frame(amount=["1,200", "15,000", "10.0", "20.0", "30.0", "40.0"])), SPEC)
+    assert "--decimal" not in only(ambiguous, "decimal_comma").fix  # it would read 1.2 and 15.0
 
 
 def test_amount_named_text_that_is_not_the_amount_is_flagged():
