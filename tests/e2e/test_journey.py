@@ -106,7 +106,7 @@ def walk_compare(page: Page) -> None:
     save.get_by_role("textbox", name="Why").fill("review team takes more alerts a day")
     save.get_by_role("button", name="Save tiers").click()
     page.get_by_text(f"Saved tiers of {MODEL_ID}").wait_for(timeout=RUN_TIMEOUT_MS)
-    expect(page.get_by_text(f"review at ≥ {lowered}")).to_be_visible()
+    expect(page.get_by_text(f"review at score ≥ {lowered}").first).to_be_visible()  # the flash and the caption
     page.get_by_role("heading", name="Tier changes", exact=True).wait_for()
     tier_log = page.get_by_test_id("stDataFrame").last
     expect(grid_cell(tier_log, "review team takes more alerts a day")).to_be_attached(timeout=RUN_TIMEOUT_MS)
