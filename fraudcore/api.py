@@ -123,7 +123,7 @@ def api_routes() -> list[Route]:
     """Every /api/* route of the workbench. Each path answers every method (another method than its own gets a JSON
     405 with ``Allow``, not the page Streamlit would serve for a GET), and any other /api/* path a JSON 404."""
     handlers = {"/api/health": health, "/api/score": score, "/api/models/champion": champion}
-    return [*(Route(path, _only(ROUTES[path], handlers[path]), methods=_ANY) for path in ROUTES),
+    return [*(Route(path, _only(methods, handlers[path]), methods=_ANY) for path, methods in ROUTES.items()),
             Route("/api/{rest:path}", not_found, methods=_ANY)]
 
 

@@ -95,7 +95,7 @@ def score_chunks(inputs: Inputs, write: Writer, scorer: Scorer, tiers_to_explain
                                "contributions, so the reason columns are empty; explain with a supervised model "
                                "trained on the same data")
     if kept is not None:
-        run["explanation"] = _sampled(kept, sample, rng)
+        run["explanation"] = _joined(kept)
     return run
 
 
@@ -178,11 +178,10 @@ def _keep_smallest(parts: list[Explanation], keys: list[np.ndarray], n: int) -> 
         parts[i], keys[i] = parts[i][keep], part_keys[keep]
 
 
-def _sampled(parts: list[Explanation], n: int, rng: np.random.Generator) -> Explanation | None:
-    """The parts as one Explanation of at most ``n`` rows (a seeded sample, in file order); None when empty."""
+def _joined(parts: list[Explanation]) -> Explanation | None:
+    """The kept parts (``_keep_smallest`` left at most the sample) as one Explanation in file order; None when empty."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return None
-    whole = Explanation(np.vstack([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
-                        pd.concat([p.data for p in parts], ignore_index=True), parts[0].feature_names)
-    return whole if len(whole) <= n else whole[np.sort(rng.choice(len(whole), n, replace=False))]
+    return Explanation(np.vstack([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
+                       pd.concat([p.data for p in parts], ignore_index=True), parts[0].feature_names)

@@ -125,14 +125,19 @@ def _pick_event_id(ds: LoadedDataset, profiles: dict[str, ColumnProfile],
                    taken: set[str]) -> tuple[str | None, dict[str, str]]:
     """The event id by its name, even when values repeat, so validation reports the duplicates.
 
-    A unique id-named column wins; then one whose values are mostly distinct. The other id-named columns come back
-    with why they are not the id, so they are ignored rather than fed to a model as numbers.
+    A unique id-named column wins; then one whose values are mostly distinct. Every id-named column comes back with
+    its reason: the chosen one why it is the id, the others why not (they are ignored rather than fed to a model as
+    numbers).
     """
     named = [c for c in profiles if normalise(c) in ID_NAMES and c not in taken]
     shaped = [c for c in named if 2 * profiles[c].n_distinct >= ds.n_rows - profiles[c].n_null > 0]
-    chosen = next((c for c in shaped if _is_unique(ds, c)), shaped[0] if shaped else None)
-    return chosen, {c: f"{chosen!r} is the event id" if chosen else "most of its values repeat"
-                    for c in named if c != chosen}
+    unique = next((c for c in shaped if _is_unique(ds, c)), None)
+    chosen = unique or (shaped[0] if shaped else None)
+    reasons = {c: f"{chosen!r} is the event id" if chosen else "most of its values repeat" for c in named}
+    if chosen:
+        reasons[chosen] = "named like an event id and unique" if unique else \
+            "named like an event id; some values repeat or are empty (see the validation problems)"
+    return chosen, reasons
 
 
 def _is_entity(name: str, profile: ColumnProfile) -> bool:
@@ -158,8 +163,7 @@ def infer_spec(ds: LoadedDataset, leakage: bool = True) -> DatasetSpec:
         taken.add(event_time)
     event_id, id_named = _pick_event_id(ds, profiles, taken)
     if event_id:
-        reasons[event_id] = "named like an event id and unique" if _is_unique(ds, event_id) else \
-            "named like an event id; some values repeat or are empty (see the validation problems)"
+        reasons[event_id] = id_named.pop(event_id)
         taken.add(event_id)
     amount = next((c for c in profiles if c not in taken and is_amount_name(c)
                    and max(profiles[c].numeric_share, profiles[c].formatted_share) >= 0.9), None)

@@ -221,7 +221,8 @@ def evaluate_saved(model_id: str, data: str | Path, root: Path | None = None, k:
 def _seen_in_training(metadata: ModelMetadata, opened: OpenedDataset, inputs: ModelInputs) -> list[str]:
     """Why these metrics may be optimistic: the file is the training data itself, or rows fall in the windows the
     model was fitted and tuned on (a model scores its own training rows far better than new ones)."""
-    if data_fingerprint(opened.data) == metadata.dataset.get("fingerprint"):
+    same_size = metadata.dataset.get("n_rows") == opened.data.n_rows  # the fingerprint reads every row: only then
+    if same_size and data_fingerprint(opened.data) == metadata.dataset.get("fingerprint"):
         return ["this is the data the model was trained on (same fingerprint): the metrics include the rows it was "
                 "fitted and tuned on and are optimistic; its test metrics are in `models` and the model card"]
     split = metadata.split
